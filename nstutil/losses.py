@@ -41,6 +41,17 @@ def _check_features(features: torch.Tensor, what: str) -> None:
         raise NSTError(f"{what} has shape {shape}: pass a feature map of shape 1×C×H×W")
 
 
+def _by_convolution(features: torch.Tensor) -> bool:
+    """Whether the Gram products of this feature map go through PyTorch's CPU convolution library (oneDNN).
+
+    On the CPU, oneDNN's kernels run these products 2-3× faster than the BLAS matrix product does (measured on a
+    2-core AMD EPYC: 1.1 vs 3.2 ms for a 64-channel 256×256 map; on Intel CPUs the two are closer). The sums are
+    the same up to float rounding. On GPUs the matrix product stays: cuDNN's convolutions may use TF32, and the
+    Gram matrices must stay full fp32.
+    """
+    return features.device.type == "cpu" and features.shape[0] == 1
+
+
 def gram_matrix(features: torch.Tensor, convention: str = "tutorial") -> torch.Tensor:
     r"""The Gram matrix :math:`G = F F^T` of a B×C×H×W feature map, one C×C matrix per image (B×C×C).
 
@@ -52,7 +63,12 @@ def gram_matrix(features: torch.Tensor, convention: str = "tutorial") -> torch.T
     _check_convention(convention)
     _check_features(features, "gram_matrix's input")
     b, c, h, w = features.shape
-    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+    if _by_convolution(features) and not (features.requires_grad and torch.is_grad_enabled()):
+        # F Fᵀ is the weight gradient of a 1×1 convolution whose input and output gradient are both F.
+        weight = features.new_empty(c, c, 1, 1)
+        gram = torch.ops.aten.convolution_backward(features, features, weight, None, [1, 1], [0, 0], [1, 1], False,
+                                                   [0, 0], 1, [False, True, False])[1].view(1, c, c)
+    elif features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
         # Positions × channels is a view of a channels-last map, so no copy is made.
         flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
         gram = flat.transpose(1, 2) @ flat
@@ -95,14 +111,14 @@ def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = 
     _check_convention(convention)
     _check_features(generated, "style_loss's generated features")
     target_gram = gram_matrix(target, convention) if target.dim() == 4 else target
-    gram = gram_matrix(generated, convention)
-    if target_gram.shape[-2:] != gram.shape[-2:]:
-        raise NSTError(f"style_loss got {gram.shape[-1]} and {target_gram.shape[-1]} channels: take both feature "
+    batch, channels = generated.shape[:2]
+    if target_gram.shape[-2:] != (channels, channels):
+        raise NSTError(f"style_loss got {channels} and {target_gram.shape[-1]} channels: take both feature "
                        f"maps from the same layer")
-    if not target_gram.requires_grad and target_gram.shape[0] == gram.shape[0]:
+    if not target_gram.requires_grad and target_gram.shape[0] == batch:
         # Same value as below, one matrix product cheaper to differentiate (see _StyleLossFunction).
         return _StyleLossFunction.apply(generated, target_gram, convention)
-    squared = (gram - target_gram).pow(2)
+    squared = (gram_matrix(generated, convention) - target_gram).pow(2)
     if convention == "tutorial":
         return squared.mean()
     _, c, h, w = generated.shape
@@ -156,7 +172,10 @@ class _StyleLossFunction(torch.autograd.Function):
         b, c, h, w = generated.shape
         d_gram = diff * (grad_loss * ctx.scale_norm)
         d_gram = d_gram + d_gram.transpose(1, 2)
-        if generated.is_contiguous(memory_format=torch.channels_last) and not generated.is_contiguous():
+        if _by_convolution(generated):
+            # F·dG as a 1×1 convolution with dG as its weight (dG is symmetric, so the transpose does not matter).
+            d_generated = torch.conv2d(generated, d_gram.view(c, c, 1, 1))
+        elif generated.is_contiguous(memory_format=torch.channels_last) and not generated.is_contiguous():
             flat = generated.permute(0, 2, 3, 1).reshape(b, h * w, c)       # a view
             d_flat = flat @ d_gram                                           # (b, hw, c): channels-last layout
             d_generated = d_flat.view(b, h, w, c).permute(0, 3, 1, 2)

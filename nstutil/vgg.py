@@ -127,6 +127,14 @@ class WeightsWarning(UserWarning):
     """Pretrained weights could not be had, and nstutil carried on with random ones."""
 
 
+class _ReLU(nn.ReLU):
+    """``nn.ReLU`` that each call may run in place or not: :class:`VGGFeatures` works in place except where the
+    convolution's output is itself one of the activations asked for (a full-size tensor less per layer)."""
+
+    def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:  # type: ignore[override]
+        return torch.relu_(x) if inplace else torch.relu(x)
+
+
 def _make_features() -> nn.Sequential:
     """An untrained VGG19 ``features`` stack, module for module the layout of torchvision's."""
     modules: List[nn.Module] = []
@@ -136,8 +144,7 @@ def _make_features() -> nn.Sequential:
             modules.append(nn.Conv2d(in_channels, layer.channels, kernel_size=3, padding=1))
             in_channels = layer.channels
         elif layer.kind == "relu":
-            # Not in place: the convolution's output may be one of the activations asked for.
-            modules.append(nn.ReLU(inplace=False))
+            modules.append(_ReLU())
         else:
             modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
     return nn.Sequential(*modules)
@@ -282,8 +289,10 @@ class VGGFeatures(nn.Module):
             raise NSTError(f"pooling {pooling!r} is not known: use 'max' or 'avg'")
         if input_convention not in ("imagenet", "caffe"):
             raise NSTError(f"input convention {input_convention!r} is not known: use 'imagenet' or 'caffe'")
-        if pooling == "avg":
-            features = nn.Sequential(*(nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d) else m for m in features))
+        # torchvision's own ReLUs always work in place, which would overwrite a convolution output asked for.
+        features = nn.Sequential(*(_ReLU() if isinstance(m, nn.ReLU) else
+                                   nn.AvgPool2d(2, 2) if pooling == "avg" and isinstance(m, nn.MaxPool2d) else m
+                                   for m in features))
         self.features = features
         self.features.requires_grad_(False)
         self.eval()
@@ -308,7 +317,10 @@ class VGGFeatures(nn.Module):
             image = image.flip(1)  # RGB -> BGR
         return (image - self.mean) / self.std
 
-    def forward(self, image: torch.Tensor, layers: Sequence[str]) -> Dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, layers: Sequence[str], *,
+                channels_last: bool = False) -> Dict[str, torch.Tensor]:
+        """The activations named in ``layers``; ``channels_last`` runs the network in the NHWC memory layout (faster
+        on CPUs and GPUs, the same values; the activations returned are then channels-last tensors)."""
         wanted: Dict[int, List[str]] = {}
         for name in layers:
             wanted.setdefault(resolve_layer(name).index, []).append(name)
@@ -316,9 +328,12 @@ class VGGFeatures(nn.Module):
             return {}
         out: Dict[str, torch.Tensor] = {}
         x = self.normalize(image)
+        if channels_last:
+            # After normalising: per-channel arithmetic on a 3-channel NHWC image vectorises badly.
+            x = x.contiguous(memory_format=torch.channels_last)
         last = max(wanted)
         for index, module in enumerate(self.features):
-            x = module(x)
+            x = module(x, inplace=index - 1 not in wanted) if isinstance(module, _ReLU) else module(x)
             for name in wanted.get(index, ()):
                 out[name] = x
             if index == last:
