@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -321,12 +321,20 @@ class VGGFeatures(nn.Module):
                 channels_last: bool = False) -> Dict[str, torch.Tensor]:
         """The activations named in ``layers``; ``channels_last`` runs the network in the NHWC memory layout (faster
         on CPUs and GPUs, the same values; the activations returned are then channels-last tensors)."""
+        return dict(self.activations(image, layers, channels_last=channels_last))
+
+    def activations(self, image: torch.Tensor, layers: Sequence[str], *,
+                    channels_last: bool = False) -> Iterator[Tuple[str, torch.Tensor]]:
+        """``(name, activation)`` for each name in ``layers``, shallowest first, each as soon as the pass reaches it.
+
+        :func:`~nstutil.style_transfer` computes each layer's loss right there, so that the backward pass takes
+        each layer's loss gradient only when it gets to that layer, rather than holding them all from its start.
+        """
         wanted: Dict[int, List[str]] = {}
         for name in layers:
             wanted.setdefault(resolve_layer(name).index, []).append(name)
         if not wanted:
-            return {}
-        out: Dict[str, torch.Tensor] = {}
+            return
         x = self.normalize(image)
         if channels_last:
             # After normalising: per-channel arithmetic on a 3-channel NHWC image vectorises badly.
@@ -335,10 +343,9 @@ class VGGFeatures(nn.Module):
         for index, module in enumerate(self.features):
             x = module(x, inplace=index - 1 not in wanted) if isinstance(module, _ReLU) else module(x)
             for name in wanted.get(index, ()):
-                out[name] = x
+                yield name, x
             if index == last:
                 break
-        return out
 
 
 _cache: Dict[Tuple[str, str, str], VGGFeatures] = {}
