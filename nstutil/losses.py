@@ -44,12 +44,12 @@ def _check_features(features: torch.Tensor, what: str) -> None:
 def _by_convolution(features: torch.Tensor) -> bool:
     """Whether the Gram products of this feature map go through PyTorch's CPU convolution library (oneDNN).
 
-    On the CPU, oneDNN's kernels run these products 2-3× faster than the BLAS matrix product does (measured on a
-    2-core AMD EPYC: 1.1 vs 3.2 ms for a 64-channel 256×256 map; on Intel CPUs the two are closer). The sums are
-    the same up to float rounding. On GPUs the matrix product stays: cuDNN's convolutions may use TF32, and the
-    Gram matrices must stay full fp32.
+    On the CPU, oneDNN's kernels ran these products 2-3× faster than the BLAS matrix product here (2-core AMD EPYC:
+    1.1 vs 3.2 ms for a 64-channel 256×256 map). The sums are the same up to float rounding. On GPUs the matrix
+    product stays: cuDNN's convolutions may use TF32, and the Gram matrices must stay full fp32.
     """
-    return features.device.type == "cpu" and features.shape[0] == 1
+    return (features.device.type == "cpu" and features.dtype == torch.float32 and features.shape[0] == 1
+            and torch.backends.mkldnn.is_available())
 
 
 def gram_matrix(features: torch.Tensor, convention: str = "tutorial") -> torch.Tensor:
@@ -143,8 +143,8 @@ class _StyleLossFunction(torch.autograd.Function):
     The forward is :func:`style_loss`'s own arithmetic (same values). Autograd's backward of ``F Fᵀ`` spends two
     matrix products (one per factor); since ``dL/dG`` is symmetric up to rounding, ``dL/dF = (dG + dGᵀ) F / norm``
     needs one. On the tutorial's layers (64-channel full-resolution maps) the Gram products are a quarter of the work
-    of an evaluation, so this saves about a tenth of it. Channels-last maps are used as ``positions × channels``
-    views, without copies.
+    of an evaluation, so this saves about a tenth of it. On the CPU both products run as convolutions (see
+    :func:`_by_convolution`); elsewhere channels-last maps are used as ``positions × channels`` views, without copies.
     """
 
     @staticmethod

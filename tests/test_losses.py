@@ -106,6 +106,45 @@ def test_gram_matrix_channels_last_same_values(convention):
     torch.testing.assert_close(gram_matrix(cl, convention), expected, rtol=1e-5, atol=1e-5)
 
 
+def plain_style_loss(f, a_features, convention):
+    """The style loss by the plain matrix-product formula (NOTES.md §2), in whatever dtype it is given."""
+    _, c, h, w = f.shape
+    flat, a_flat = f.reshape(c, h * w), a_features.reshape(c, -1)
+    gram, target = flat @ flat.T, a_flat @ a_flat.T
+    if convention == "tutorial":
+        gram, target = gram / (c * h * w), target / a_flat.numel()
+        return ((gram - target) ** 2).mean()
+    return ((gram - target) ** 2).sum() / (4 * c ** 2 * (h * w) ** 2)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_float32_matches_float64_matrix_product(layout, grad):
+    # float32 on the CPU goes through the convolution library (without autograd) or the matrix product (with it).
+    f = torch.randn(1, 24, 17, 13, generator=torch.Generator().manual_seed(4))
+    expected = f.double().reshape(24, -1) @ f.double().reshape(24, -1).T
+    got = gram_matrix(f.contiguous(memory_format=layout).requires_grad_(grad), "gatys")
+    torch.testing.assert_close(got[0].double(), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_style_loss_fast_path_matches_plain_formula_in_float64(convention, layout):
+    """The float32 fast path (hand-written backward; on the CPU its products as convolutions) against autograd
+    through the plain formula in float64: same loss, same gradient."""
+    g = torch.Generator().manual_seed(5)
+    f = torch.randn(1, 16, 12, 10, generator=g)
+    s = torch.randn(1, 16, 9, 11, generator=g)
+    x = f.clone(memory_format=layout).requires_grad_(True)
+    loss = style_loss(x, gram_matrix(s, convention), convention)
+    loss.backward()
+    ref_x = f.double().requires_grad_(True)
+    ref = plain_style_loss(ref_x, s.double(), convention)
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    torch.testing.assert_close(x.grad.double(), ref_x.grad, rtol=1e-4, atol=1e-6 * ref_x.grad.abs().max().item())
+
+
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_content_loss_by_hand(convention):
     got = content_loss(F_GEN, F_TGT, convention)

@@ -172,6 +172,42 @@ def test_both_names_of_one_layer_are_both_returned(vgg, make_image):
     assert vgg(image, []) == {}
 
 
+def test_torchvision_in_place_relus_do_not_overwrite_conv_outputs(vgg, torchvision_vgg19, make_image):
+    features = copy.deepcopy(torchvision_vgg19.features)  # its ReLUs work in place
+    features.load_state_dict(vgg.features.state_dict())
+    wrapped = nstutil.VGGFeatures(features)
+    image = make_image(32, 32)
+    names = ["conv1_1", "relu1_1", "conv2_1", "relu2_1"]
+    with torch.no_grad():
+        got, expected = wrapped(image, names), vgg(image, names)
+    assert (got["conv1_1"] < 0).any() and (got["conv2_1"] < 0).any()
+    for name in names:
+        torch.testing.assert_close(got[name], expected[name], msg=name)
+
+
+def test_activations_arrive_as_the_pass_reaches_them(vgg, make_image):
+    seen = []
+    handle = vgg.features[5].register_forward_hook(lambda *a: seen.append("conv2_1 ran"))
+    try:
+        with torch.no_grad():
+            for name, activation in vgg.activations(make_image(32, 32), ["relu2_1", "conv1_1", "conv_1"]):
+                seen.append(name)
+                assert activation.shape[1] == (64 if name != "relu2_1" else 128)
+    finally:
+        handle.remove()
+    assert seen == ["conv1_1", "conv_1", "conv2_1 ran", "relu2_1"]
+
+
+@pytest.mark.parametrize("names", [["relu1_1", "relu2_1"], ["conv1_1", "conv1_2", "relu2_2"]])
+def test_channels_last_pass_same_values(vgg, make_image, names):
+    image = make_image(40, 36, seed=2)
+    with torch.no_grad():
+        plain, nhwc = vgg(image, names), vgg(image, names, channels_last=True)
+    for name in names:
+        assert nhwc[name].is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(nhwc[name], plain[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_forward_stops_after_deepest_layer(vgg, make_image):
     calls = [0] * len(vgg.features)
     hooks = [m.register_forward_hook(lambda mod, inp, out, i=i: calls.__setitem__(i, calls[i] + 1))
