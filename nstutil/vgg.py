@@ -329,6 +329,7 @@ class VGGFeatures(nn.Module):
 
         :func:`~nstutil.style_transfer` computes each layer's loss right there, so that the backward pass takes
         each layer's loss gradient only when it gets to that layer, rather than holding them all from its start.
+        Introduced in lesson 5.
         """
         wanted: Dict[int, List[str]] = {}
         for name in layers:
