@@ -134,6 +134,9 @@ class _ReLU(nn.ReLU):
     def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:  # type: ignore[override]
         return torch.relu_(x) if inplace else torch.relu(x)
 
+    def _get_name(self) -> str:
+        return "ReLU"  # printed models read like torchvision's
+
 
 def _make_features() -> nn.Sequential:
     """An untrained VGG19 ``features`` stack, module for module the layout of torchvision's."""
