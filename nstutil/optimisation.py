@@ -26,7 +26,7 @@ import torch
 
 from .objective import LossRecord, Objective
 
-__all__ = ["OPTIMIZERS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "reflect"]
+__all__ = ["OPTIMIZERS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "reflect", "variable_for"]
 
 OPTIMIZERS: Tuple[str, ...] = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
@@ -42,6 +42,11 @@ def reflect(z: torch.Tensor) -> torch.Tensor:
     folded = torch.remainder(z, 2.0)
     # torch.where, not abs(): the gradient is +1 or -1 everywhere, also exactly at 0 and 1 (abs' gradient there is 0).
     return torch.where(folded <= 1.0, folded, 2.0 - folded)
+
+
+def variable_for(image: torch.Tensor) -> torch.Tensor:
+    """The variable ``z`` the optimiser starts from so that ``reflect(z)`` is ``image`` (clamped to [0, 1])."""
+    return image.clamp(0.0, 1.0)
 
 
 class Evaluation:
@@ -137,7 +142,7 @@ class Minimiser:
         device = objective.device
         torch.backends.cudnn.benchmark = device.type == "cuda"
         # Contiguous whatever the input's strides (a permuted HWC array, say): L-BFGS flattens z.grad with .view().
-        z = start.detach().to(device, torch.float32).clamp(0.0, 1.0).contiguous().requires_grad_(True)
+        z = variable_for(start.detach().to(device, torch.float32)).contiguous().requires_grad_(True)
         if self.optimizer == "lbfgs":
             # No tolerances: the run ends after exactly `steps` evaluations, not when L-BFGS thinks it converged.
             opt = torch.optim.LBFGS([z], lr=self.lr, max_iter=steps, max_eval=steps, history_size=LBFGS_HISTORY,

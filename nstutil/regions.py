@@ -1,4 +1,4 @@
-"""Spatial control: masks that say where on the content image each style goes (Gatys et al. 2017, §5.1).
+"""Spatial control: masks that say where on the content image each style goes (Gatys et al. 2017, spatial control).
 
 Introduced in lesson 8 (Controlling the result). A mask is an H×W map in [0, 1] over the content image, one per style
 image: 1 where that style should be, 0 where it should not, anything between for a soft edge. Each style's Gram
