@@ -48,10 +48,10 @@ def _check_features(features: torch.Tensor, what: str) -> None:
 _PRODUCT_PATHS: Dict[Tuple[object, ...], bool] = {}
 # The timing runs on at most this many positions of the map: enough for a steady rate, cheap at 2048 px.
 _TIMING_POSITIONS = 1 << 15
-_TIMING_ROUNDS = 3
-# The convolution must beat the matrix product by this factor; near-ties keep the plain product, so that a noisy
-# timing rarely changes the choice (and with it the float rounding) from one process to the next.
-_CONVOLUTION_MARGIN = 0.9
+_TIMING_ROUNDS = 5
+# The convolution must be clearly faster (1.25×) to be chosen. Near-ties keep the plain product, so that timing noise
+# (a CPU shared with other programs) rarely changes the choice, and with it the float rounding, between processes.
+_CONVOLUTION_MARGIN = 0.8
 
 
 def _by_convolution(features: torch.Tensor, product: str) -> bool:
