@@ -31,7 +31,7 @@ from .objective import LossRecord, Objective
 __all__ = ["OPTIMIZERS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "MARGIN", "squash", "variable_for"]
 
 OPTIMIZERS: Tuple[str, ...] = ("lbfgs", "adam")
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.05}
 # Curvature pairs L-BFGS keeps. The tutorial's default is 100; 20 costs 5x less bookkeeping per step and reached
 # the same losses in the benchmarks.
 LBFGS_HISTORY = 20
