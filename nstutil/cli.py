@@ -211,7 +211,8 @@ def _run(args: argparse.Namespace) -> int:
     check_writable(output, protect=inputs)
     # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.
     plan = plan_run(content, args.size, args.steps, preset=args.preset, content_layers=args.content_layers,
-                    style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device)
+                    style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device,
+                    scales=args.scales)
     if plan is not None:
         print(f"nstutil: estimate: {plan.summary()}", file=sys.stderr)
 
