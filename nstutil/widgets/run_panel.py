@@ -1,0 +1,315 @@
+"""The run panel: Run, Stop, Save, progress, live preview, live loss plot and evaluations per second, around
+:func:`nstutil.style_transfer` (lessons 5 and 7)."""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import ipywidgets as widgets
+
+from ..errors import NSTError
+from ..images import load_image, save_image
+from ..transfer import OPTIMIZERS as OPTIMIZER_CHOICES
+from ..vgg import load_vgg19
+from ._common import bundled_images, default_size, default_steps, one_line, png, show_message, weights_html
+from .chooser import LayerChooser
+from .image_picker import ImagePicker
+from .loss_plot import loss_plot_png
+
+_REASONS = {"completed": "finished", "callback": "stopped", "interrupted": "interrupted",
+            "nonfinite": "stopped: the loss became infinite or NaN"}
+
+
+class RunPanel(widgets.VBox):
+    """Run style transfer with the chooser's configuration and watch it: Run, Stop, Save, progress, preview,
+    loss plot, evaluations per second.
+
+    ``run()`` starts a background thread and returns at once (the kernel stays free, Stop works);
+    ``run(wait=True)`` runs in the caller and returns the :class:`~nstutil.TransferResult` — use it in notebooks
+    run by nbval/CI, where nobody clicks. Stop (button or :meth:`stop`) ends the run after the current evaluation
+    and keeps the best image; a run nobody stops ends after its evaluations. The VGG19 model is loaded once
+    (pass ``model=`` to share one). The preview and the loss plot are redrawn every ``preview_every``
+    evaluations, but at most once per ``min_redraw_s`` seconds; the progress bar and status line every evaluation.
+    """
+
+    def __init__(self, chooser: Optional[LayerChooser] = None, *, content=None, style=None,
+                 size: Optional[int] = None, steps: Optional[int] = None, optimizer: str = "lbfgs",
+                 weights: Optional[str] = None, model=None, preview_every: Optional[int] = None,
+                 min_redraw_s: float = 0.25,
+                 output: Union[str, os.PathLike] = "outputs/playground.png", device=None, seed: int = 0) -> None:
+        from ..images import DEFAULT_CONTENT, DEFAULT_STYLE
+
+        self.chooser = chooser if chooser is not None else LayerChooser()
+        self.model = model if model is not None else load_vgg19(weights, device=device)
+        self.device = device
+        self.seed = seed
+        self.result = None
+        self.error: Optional[BaseException] = None
+        self.history: list = []
+        self.best_image = None
+        self.preview_updates = 0
+        self.plot_updates = 0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self._running = False
+        self._last_draw = -math.inf
+        # Drawing the loss plot costs tens of milliseconds: on fast machines redraw at most this often.
+        self.min_redraw_s = float(min_redraw_s)
+
+        self.weights_note = widgets.HTML(weights_html(self.model))
+        self.message = widgets.HTML()
+        self.message.add_class("nst-message")
+        self.content = ImagePicker("content", content if content is not None else DEFAULT_CONTENT,
+                                   message_widget=self.message)
+        self.style = ImagePicker("style", style if style is not None else DEFAULT_STYLE,
+                                 message_widget=self.message)
+        self._build_settings(size, steps, optimizer, preview_every)
+        self._build_run_controls(output)
+        self._connect()
+        self._show_images_start()
+        self._update_call()
+        super().__init__([
+            self.weights_note,
+            widgets.HBox([self.content, self.style]),
+            widgets.HBox([self.size, self.steps, self.optimizer, self.preview_every]),
+            widgets.HBox([self.run_button, self.stop_button, self.progress]),
+            self.status,
+            widgets.HBox([widgets.VBox([widgets.HTML("<b>Preview</b>" + self._random_tag()), self.preview]),
+                          widgets.VBox([widgets.HTML("<b>Loss</b> (log scale)"), self.plot])]),
+            widgets.HBox([self.save_path, self.save_button]),
+            self.message,
+        ])
+        self.add_class("nst-run-panel")
+
+    # -- building
+
+    def _build_settings(self, size, steps, optimizer, preview_every) -> None:
+        small = {"description_width": "80px"}
+        self.size = widgets.BoundedIntText(value=size or default_size(), min=16, max=2048, description="Size (px)",
+                                           style=small, layout=widgets.Layout(width="170px"))
+        self.steps = widgets.BoundedIntText(value=steps or default_steps(), min=1, max=100_000,
+                                            description="Evaluations", style=small,
+                                            layout=widgets.Layout(width="190px"))
+        self.steps.add_class("nst-steps")
+        if optimizer not in OPTIMIZER_CHOICES:
+            raise NSTError(f"optimizer {optimizer!r} is not known: use one of {', '.join(OPTIMIZER_CHOICES)}")
+        self.optimizer = widgets.Dropdown(options=OPTIMIZER_CHOICES, value=optimizer, description="Optimizer",
+                                          style=small, layout=widgets.Layout(width="190px"))
+        self.preview_every = widgets.BoundedIntText(value=preview_every or 5, min=1, max=10_000,
+                                                    description="Preview every", style={"description_width": "95px"},
+                                                    layout=widgets.Layout(width="160px"))
+
+    def _build_run_controls(self, output) -> None:
+        small = {"description_width": "80px"}
+        self.run_button = widgets.Button(description="Run", icon="play", button_style="success")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
+        self.save_button = widgets.Button(description="Save", icon="save", disabled=True)
+        self.save_path = widgets.Text(value=str(output), description="Save as", style=small,
+                                      layout=widgets.Layout(width="330px"))
+        for w, cls in ((self.run_button, "nst-run"), (self.stop_button, "nst-stop"),
+                       (self.save_button, "nst-save"), (self.save_path, "nst-save-path")):
+            w.add_class(cls)
+        self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="0 / 0",
+                                            bar_style="info", layout=widgets.Layout(width="420px"))
+        self.progress.add_class("nst-progress")
+        self.status = widgets.HTML("Not started.")
+        self.status.add_class("nst-status")
+        self.preview = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
+        self.preview.add_class("nst-preview")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="400px"))
+        self.plot.add_class("nst-plot")
+
+    def _connect(self) -> None:
+        self.run_button.on_click(lambda _: self.run())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.save_button.on_click(lambda _: self.save())
+        for w in (self.size, self.steps, self.optimizer):
+            w.observe(lambda _: self._update_call(), names="value")
+        for picker in (self.content, self.style):
+            picker.dropdown.observe(lambda _: self._update_call(), names="value")
+        self.steps.observe(lambda change: self._set_progress_max(change["new"]), names="value")
+
+    # -- public
+
+    @property
+    def running(self) -> bool:
+        """True while a run is going."""
+        return self._running
+
+    def config(self) -> dict:
+        """All keyword arguments the next run passes to :func:`nstutil.style_transfer` (model and callback aside)."""
+        cfg = self.chooser.config()
+        cfg.update(content=self.content.path, style=self.style.path, steps=int(self.steps.value),
+                   size=int(self.size.value), optimizer=self.optimizer.value, seed=self.seed)
+        return cfg
+
+    def run(self, wait: bool = False, **overrides):
+        """Start a run with the current settings (``overrides`` replace single keyword arguments).
+
+        ``wait=False``: in a background thread; returns the thread. ``wait=True``: here; returns the result
+        (or None when the settings were refused; the message says why).
+        """
+        with self._lock:
+            if self._running:
+                show_message(self.message, "A run is already going: press Stop first.", "info")
+                return self._thread if not wait else None
+            self._running = True
+        self._stop.clear()
+        self.result = None
+        self.error = None
+        self.history = []
+        self.best_image = None
+        kwargs = self.config()
+        kwargs.update(overrides)
+        self._start_ui(kwargs)
+        if wait:
+            self._work(kwargs)
+            return self.result
+        self._thread = threading.Thread(target=self._work, args=(kwargs,), name="nstutil-run", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        """Ask the running optimisation to end after its current evaluation (it keeps the best image)."""
+        if self._running:
+            self._stop.set()
+            self.status.value = self.status.value + " — <b>stopping…</b>"
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait for a background run to end; True when none is running any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self._running
+
+    def save(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
+        """Write the best image of the last run (PNG/JPEG by extension); never over an input image."""
+        image = self.result.image if self.result is not None else self.best_image
+        if image is None:
+            show_message(self.message, "Nothing to save yet: press Run first.", "error")
+            return None
+        target = Path(path if path is not None else self.save_path.value).expanduser()
+        protect = [self.content.path, self.style.path, *bundled_images().values()]
+        try:
+            written = save_image(image, target, protect=protect)
+        except Exception as exc:  # noqa: BLE001 - one line for the student
+            show_message(self.message, f"Not saved: {one_line(exc)}", "error")
+            return None
+        show_message(self.message, f"Saved the best image to {written}", "ok")
+        return Path(written)
+
+    # -- the run
+
+    def _start_ui(self, kwargs: dict) -> None:
+        self.run_button.disabled = True
+        self.stop_button.disabled = False
+        self.save_button.disabled = True
+        self._set_progress_max(kwargs["steps"])
+        self.progress.value = 0
+        self.progress.bar_style = "info"
+        self.progress.description = f"0 / {kwargs['steps']}"
+        self.status.value = "Starting…"
+        show_message(self.message, "")
+        self._last_draw = -math.inf
+
+    def _work(self, kwargs: dict) -> None:
+        from ..transfer import style_transfer
+
+        try:
+            self.result = style_transfer(**kwargs, model=self.model, callback=self._callback, progress=False,
+                                         device=self.device)
+        except Exception as exc:  # noqa: BLE001 - the panel shows one line, the test can read .error
+            self.error = exc
+            show_message(self.message, f"Run failed: {one_line(exc)}", "error")
+        finally:
+            try:
+                self._finish_ui(kwargs)
+            finally:
+                with self._lock:
+                    self._running = False
+
+    def _callback(self, event) -> bool:
+        self.history = list(event.history)
+        self.best_image = event.best_image
+        record = event.record
+        done = len(self.history)  # one record per loss evaluation
+        done = max(0, min(int(done), int(event.steps)))
+        self.progress.value = min(done, self.progress.max)
+        self.progress.description = f"{done} / {event.steps}"
+        rate = done / record.elapsed if record.elapsed > 0 else float("nan")
+        self.status.value = (f"evaluation {done} of {event.steps} · <b>{rate:.1f} evaluations/s</b> · "
+                             f"loss {record.total:.4g} (content {record.content:.3g}, style {record.style:.3g})")
+        every = max(1, int(self.preview_every.value))
+        now = time.monotonic()
+        if done % every == 0 and now - self._last_draw >= self.min_redraw_s:
+            self._draw(event.image, self.history)
+            self._last_draw = time.monotonic()
+        return self._stop.is_set()
+
+    def _finish_ui(self, kwargs: dict) -> None:
+        self.run_button.disabled = False
+        self.stop_button.disabled = True
+        result = self.result
+        if result is None:
+            self.progress.bar_style = "danger"
+            self.status.value = "Run failed."
+            return
+        self.history = list(result.history)
+        self.best_image = result.image
+        self._draw(result.image, self.history)
+        self.save_button.disabled = False
+        done = self._evaluations(result)
+        self.progress.value = min(done, self.progress.max)
+        self.progress.description = f"{done} / {kwargs['steps']}"
+        self.progress.bar_style = "success" if result.stop_reason == "completed" else "warning"
+        last = result.history[-1] if result.history else None
+        rate = done / last.elapsed if last is not None and last.elapsed > 0 else float("nan")
+        self.status.value = (f"<b>{_REASONS.get(result.stop_reason, result.stop_reason)}</b> after {done} "
+                             f"evaluations ({rate:.1f}/s) · best image from evaluation "
+                             f"{result.best_evaluation} (shown) · weights {html.escape(self.model.weights_name)}")
+
+    @staticmethod
+    def _evaluations(result) -> int:
+        """Loss evaluations the run made (one history record each; history[0] is the starting image)."""
+        return len(result.history)
+
+    def _draw(self, image, history) -> None:
+        if image is not None:
+            self.preview.value = png(image)
+            self.preview_updates += 1
+        if history:
+            self.plot.value = loss_plot_png(history, title=self._plot_title())
+            self.plot_updates += 1
+
+    # -- UI helpers
+
+    def _plot_title(self) -> str:
+        name = str(getattr(self.model, "weights_name", ""))
+        return "loss" + (" (random VGG19 weights)" if name.startswith("random") else "")
+
+    def _random_tag(self) -> str:
+        name = str(getattr(self.model, "weights_name", ""))
+        return " <span style='color:#b00020'>(random weights)</span>" if name.startswith("random") else ""
+
+    def _set_progress_max(self, steps) -> None:
+        if not self._running:
+            self.progress.max = max(1, int(steps))
+
+    def _show_images_start(self) -> None:
+        try:
+            self.preview.value = png(load_image(self.content.path, self.size.value, role="content"))
+        except Exception as exc:  # noqa: BLE001
+            show_message(self.message, f"content image: {one_line(exc)}", "error")
+        self.plot.value = loss_plot_png([], title=self._plot_title())
+
+    def _update_call(self) -> None:
+        self.chooser.set_call_context(content=self.content.source(), style=self.style.source(),
+                                      steps=int(self.steps.value), size=int(self.size.value),
+                                      optimizer=self.optimizer.value)
