@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import datetime
 import io
+import math
 import time
 
 import ipywidgets as widgets
@@ -68,8 +69,8 @@ def test_chooser_offers_every_layer_grouped_by_block_in_both_names():
             assert row.children[1] is chooser.content_boxes[name]
             assert row.children[3] is chooser.style_boxes[name]
     assert "relu4_2 · relu_10" in chooser.blocks.children[3].children[4].children[0].value
-    assert isinstance(chooser.content_weight, widgets.FloatLogSlider)
-    assert isinstance(chooser.style_weight, widgets.FloatLogSlider)
+    assert isinstance(chooser.content_weight.slider, widgets.FloatLogSlider)
+    assert isinstance(chooser.style_weight.slider, widgets.FloatLogSlider)
 
 
 @pytest.mark.parametrize("name", ["tutorial", "gatys", "coursera", "jcjohnson"])
@@ -94,10 +95,41 @@ def test_preset_sets_everything(name):
         "init": preset.init,
     }
     assert not chooser.modified
-    assert chooser.style_weight.value == preset.style_weight  # the log slider holds the exact value
+    assert chooser.style_weight.value == preset.style_weight
+    assert chooser.style_weight.number.value == preset.style_weight  # the number shown is the recipe's
     # Only chosen layers have editable weights.
     for layer_name, box in chooser.style_boxes.items():
         assert chooser.style_weights[layer_name].disabled == (not box.value)
+
+
+@pytest.mark.parametrize("name", ["tutorial", "gatys", "coursera", "jcjohnson"])
+def test_preset_survives_the_browser_snapping_its_sliders(name):
+    """The browser snaps a log slider to its 10^0.1 steps and sends the snapped value back (β 40 -> 39.81)."""
+    chooser = W.LayerChooser("tutorial" if name != "tutorial" else "gatys")
+    chooser.preset.value = name
+    preset = nstutil.PRESETS[name]
+    for weight in (chooser.content_weight, chooser.style_weight):
+        exponent = round(math.log10(weight.value), 1)
+        weight.slider.value = 10 ** exponent * (1 + 1e-12)  # what JavaScript's Math.pow sends back
+    cfg = chooser.config()
+    assert (cfg["content_weight"], cfg["style_weight"]) == (preset.content_weight, preset.style_weight)
+    assert not chooser.modified and "changed from the preset" not in chooser.summary.value
+    call = ast.parse(chooser.call_code()).body[0].value
+    shown = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    assert (shown["content_weight"], shown["style_weight"]) == (preset.content_weight, preset.style_weight)
+
+
+def test_weight_slider_moves_with_the_exact_value_and_sets_it_when_dragged():
+    chooser = W.LayerChooser("coursera")
+    beta = chooser.style_weight
+    assert beta.slider.value == pytest.approx(10 ** 1.6)  # the step nearest to 40
+    beta.number.value = 123.456  # typed: exact
+    assert chooser.config()["style_weight"] == 123.456 and beta.slider.value == pytest.approx(10 ** 2.1)
+    beta.slider.value = 10 ** 3.3  # dragged: the slider's position, to 3 significant digits
+    assert chooser.config()["style_weight"] == 2000.0 and beta.number.value == 2000.0
+    assert chooser.modified and "style_weight=2000" in chooser.call_code()
+    beta.number.value = 0.0  # no style term: allowed, the slider rests at its lowest step
+    assert chooser.config()["style_weight"] == 0.0 and beta.slider.value == pytest.approx(10 ** -2)
 
 
 def test_tutorial_preset_uses_the_tutorial_layers_under_their_paper_names():

@@ -14,6 +14,7 @@ from ..presets import PRESETS
 from ..transfer import INIT_CHOICES
 from ..vgg import LAYERS, resolve_layer
 from ._common import fmt
+from .weight_slider import WeightSlider
 
 LAYERS_BY_BLOCK: Dict[int, List] = {}
 for _layer in LAYERS:
@@ -98,17 +99,14 @@ class LayerChooser(widgets.VBox):
                                            description="Convention", layout=widgets.Layout(width="260px"))
         self.init = widgets.Dropdown(options=self._choices("init", INIT_CHOICES), description="Start from",
                                      layout=widgets.Layout(width="260px"))
-        style = {"description_width": "110px"}
-        self.content_weight = widgets.FloatLogSlider(value=1.0, base=10, min=-4, max=4, step=0.1,
-                                                     description="α (content)", readout_format=".3g", style=style,
-                                                     layout=widgets.Layout(width="420px"))
-        self.style_weight = widgets.FloatLogSlider(value=1e6, base=10, min=-2, max=10, step=0.1,
-                                                   description="β (style)", readout_format=".3g", style=style,
-                                                   layout=widgets.Layout(width="420px"))
+        # Exact numbers beside logarithmic sliders: a preset's α and β are its own, not the slider's nearest step.
+        self.content_weight = WeightSlider(1.0, description="α (content)", min_exponent=-4, max_exponent=4,
+                                           css_class="nst-alpha")
+        self.style_weight = WeightSlider(1e6, description="β (style)", min_exponent=-2, max_exponent=10,
+                                         css_class="nst-beta")
         self.tv_weight = widgets.BoundedFloatText(value=0.0, min=0.0, max=1e12, description="TV weight",
-                                                  style=style, layout=widgets.Layout(width="260px"))
-        self.content_weight.add_class("nst-alpha")
-        self.style_weight.add_class("nst-beta")
+                                                  style={"description_width": "110px"},
+                                                  layout=widgets.Layout(width="260px"))
 
     def _build_layer_table(self) -> widgets.Accordion:
         """One accordion section per VGG19 block, one row per layer: its names, the two boxes and two weights."""
