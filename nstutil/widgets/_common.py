@@ -92,7 +92,7 @@ def figure(width: float, height: float, dpi: int = 80):
 def figure_png(fig) -> bytes:
     """PNG bytes of a matplotlib figure."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", dpi=fig.dpi)
     return buf.getvalue()
 
 

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import html
-import math
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -20,7 +17,45 @@ from ..vgg import load_vgg19
 from ._common import bundled_images, default_size, default_steps, one_line, png, show_message, weights_html
 from .chooser import LayerChooser
 from .image_picker import ImagePicker
-from .loss_plot import loss_plot_png
+from .live import LiveDrawer
+from .loss_plot import LossPlot
+
+
+def _count(n: int) -> str:
+    return f"{n} evaluation" + ("" if n == 1 else "s")
+
+
+def _numbered(n: int) -> str:
+    """How the evaluations are numbered, as everywhere in nstutil: from 0, the start image."""
+    if n == 0:
+        return "none"
+    return "0 = the start image" if n == 1 else f"0–{n - 1}; 0 = the start image"
+
+
+def _rate(done: int, record) -> str:
+    """The optimisation's own rate: evaluations over its clock (which starts after the set-up)."""
+    return f"{done / record.elapsed:.1f}" if record.elapsed > 0 else "–"
+
+
+def _check_folder(folder: Path) -> None:
+    """A missing folder is fine inside the working folder (save_image makes it); elsewhere it is a typo."""
+    if folder.is_dir():
+        return
+    try:
+        folder.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        raise NSTError(f"folder {str(folder)!r} does not exist: create it first, or save inside this folder "
+                       f"(e.g. outputs/result.png)") from None
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or the first of ``stem-2``, ``stem-3`` … beside it that does not exist yet."""
+    candidate, k = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        k += 1
+    return candidate
+
 
 _REASONS = {"completed": "finished", "callback": "stopped", "interrupted": "interrupted",
             "nonfinite": "stopped: the loss became infinite or NaN"}
@@ -34,15 +69,18 @@ class RunPanel(widgets.VBox):
     ``run(wait=True)`` runs in the caller and returns the :class:`~nstutil.TransferResult` — use it in notebooks
     run by nbval/CI, where nobody clicks. Stop (button or :meth:`stop`) ends the run after the current evaluation
     and keeps the best image; a run nobody stops ends after its evaluations. The VGG19 model is loaded once
-    (pass ``model=`` to share one). The preview and the loss plot are redrawn every ``preview_every``
-    evaluations, but at most once per ``min_redraw_s`` seconds; the progress bar and status line every evaluation.
+    (pass ``model=`` to share one). The optimisation never draws: a separate thread shows the progress a few times
+    a second and redraws the preview and the loss plot as often as drawing then takes at most 5 % of the time, and
+    at most once per ``min_redraw_s`` seconds (:mod:`~nstutil.widgets.live`). Evaluations are numbered from 0 (the
+    start image), as in :attr:`TransferResult.history <nstutil.TransferResult>`. Uploaded images are kept in
+    ``upload_dir`` (relative to the notebook's folder); Save numbers its files rather than overwrite one.
     """
 
     def __init__(self, chooser: Optional[LayerChooser] = None, *, content=None, style=None,
                  size: Optional[int] = None, steps: Optional[int] = None, optimizer: str = "lbfgs",
-                 weights: Optional[str] = None, model=None, preview_every: Optional[int] = None,
-                 min_redraw_s: float = 0.25,
-                 output: Union[str, os.PathLike] = "outputs/playground.png", device=None, seed: int = 0) -> None:
+                 weights: Optional[str] = None, model=None, min_redraw_s: float = 0.25,
+                 output: Union[str, os.PathLike] = "outputs/playground.png",
+                 upload_dir: Union[str, os.PathLike] = "uploads", device=None, seed: int = 0) -> None:
         from ..images import DEFAULT_CONTENT, DEFAULT_STYLE
 
         self.chooser = chooser if chooser is not None else LayerChooser()
@@ -59,18 +97,17 @@ class RunPanel(widgets.VBox):
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self._running = False
-        self._last_draw = -math.inf
-        # Drawing the loss plot costs tens of milliseconds: on fast machines redraw at most this often.
-        self.min_redraw_s = float(min_redraw_s)
+        self._loss_plot = LossPlot()
+        self._drawer = LiveDrawer(self._show_running, self._draw, min_interval=min_redraw_s)
 
         self.weights_note = widgets.HTML(weights_html(self.model))
         self.message = widgets.HTML()
         self.message.add_class("nst-message")
         self.content = ImagePicker("content", content if content is not None else DEFAULT_CONTENT,
-                                   message_widget=self.message)
+                                   message_widget=self.message, upload_dir=upload_dir)
         self.style = ImagePicker("style", style if style is not None else DEFAULT_STYLE,
-                                 message_widget=self.message)
-        self._build_settings(size, steps, optimizer, preview_every)
+                                 message_widget=self.message, upload_dir=upload_dir)
+        self._build_settings(size, steps, optimizer)
         self._build_run_controls(output)
         self._connect()
         self._show_images_start()
@@ -78,11 +115,11 @@ class RunPanel(widgets.VBox):
         super().__init__([
             self.weights_note,
             widgets.HBox([self.content, self.style]),
-            widgets.HBox([self.size, self.steps, self.optimizer, self.preview_every]),
+            widgets.HBox([self.size, self.steps, self.optimizer]),
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status,
             widgets.HBox([widgets.VBox([widgets.HTML("<b>Preview</b>" + self._random_tag()), self.preview]),
-                          widgets.VBox([widgets.HTML("<b>Loss</b> (log scale)"), self.plot])]),
+                          widgets.VBox([widgets.HTML("<b>Loss</b> (log scale)" + self._random_tag()), self.plot])]),
             widgets.HBox([self.save_path, self.save_button]),
             self.message,
         ])
@@ -90,7 +127,7 @@ class RunPanel(widgets.VBox):
 
     # -- building
 
-    def _build_settings(self, size, steps, optimizer, preview_every) -> None:
+    def _build_settings(self, size, steps, optimizer) -> None:
         small = {"description_width": "80px"}
         self.size = widgets.BoundedIntText(value=size or default_size(), min=16, max=2048, description="Size (px)",
                                            style=small, layout=widgets.Layout(width="170px"))
@@ -102,9 +139,6 @@ class RunPanel(widgets.VBox):
             raise NSTError(f"optimizer {optimizer!r} is not known: use one of {', '.join(OPTIMIZER_CHOICES)}")
         self.optimizer = widgets.Dropdown(options=OPTIMIZER_CHOICES, value=optimizer, description="Optimizer",
                                           style=small, layout=widgets.Layout(width="190px"))
-        self.preview_every = widgets.BoundedIntText(value=preview_every or 5, min=1, max=10_000,
-                                                    description="Preview every", style={"description_width": "95px"},
-                                                    layout=widgets.Layout(width="160px"))
 
     def _build_run_controls(self, output) -> None:
         small = {"description_width": "80px"}
@@ -116,8 +150,10 @@ class RunPanel(widgets.VBox):
         for w, cls in ((self.run_button, "nst-run"), (self.stop_button, "nst-stop"),
                        (self.save_button, "nst-save"), (self.save_path, "nst-save-path")):
             w.add_class(cls)
-        self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="0 / 0",
-                                            bar_style="info", layout=widgets.Layout(width="420px"))
+        self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value,
+                                            description=f"0 / {self.steps.value}", bar_style="info",
+                                            style={"description_width": "120px"},
+                                            layout=widgets.Layout(width="460px"))
         self.progress.add_class("nst-progress")
         self.status = widgets.HTML("Not started.")
         self.status.add_class("nst-status")
@@ -190,19 +226,27 @@ class RunPanel(widgets.VBox):
         return not self._running
 
     def save(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
-        """Write the best image of the last run (PNG/JPEG by extension); never over an input image."""
+        """Write the best image of the last run (PNG/JPEG by extension) and return where it went, or None.
+
+        Never over an input image, never over an earlier file (``x.png`` taken: ``x-2.png``, ``x-3.png`` …; the
+        message says so), and a missing folder is made only inside the working folder (``outputs/``): a path
+        elsewhere must name a folder that exists.
+        """
         image = self.result.image if self.result is not None else self.best_image
         if image is None:
             show_message(self.message, "Nothing to save yet: press Run first.", "error")
             return None
-        target = Path(path if path is not None else self.save_path.value).expanduser()
+        asked = Path(path if path is not None else self.save_path.value).expanduser()
         protect = [self.content.path, self.style.path, *bundled_images().values()]
         try:
+            _check_folder(asked.parent)
+            target = _unused(asked)
             written = save_image(image, target, protect=protect)
         except Exception as exc:  # noqa: BLE001 - one line for the student
             show_message(self.message, f"Not saved: {one_line(exc)}", "error")
             return None
-        show_message(self.message, f"Saved the best image to {written}", "ok")
+        kept = f" ({asked} exists already and was kept)" if target != asked else ""
+        show_message(self.message, f"Saved the best image to {written}{kept}", "ok")
         return Path(written)
 
     # -- the run
@@ -216,12 +260,13 @@ class RunPanel(widgets.VBox):
         self.progress.bar_style = "info"
         self.progress.description = f"0 / {kwargs['steps']}"
         self.status.value = "Starting…"
+        self.plot.value = self._loss_plot.png([], empty_text="starting…")
         show_message(self.message, "")
-        self._last_draw = -math.inf
 
     def _work(self, kwargs: dict) -> None:
         from ..transfer import style_transfer
 
+        self._drawer.start()
         try:
             self.result = style_transfer(**kwargs, model=self.model, callback=self._callback, progress=False,
                                          device=self.device)
@@ -230,28 +275,28 @@ class RunPanel(widgets.VBox):
             show_message(self.message, f"Run failed: {one_line(exc)}", "error")
         finally:
             try:
+                self._drawer.stop()
                 self._finish_ui(kwargs)
             finally:
                 with self._lock:
                     self._running = False
 
     def _callback(self, event) -> bool:
-        self.history = list(event.history)
-        self.best_image = event.best_image
-        record = event.record
-        done = len(self.history)  # one record per loss evaluation
-        done = max(0, min(int(done), int(event.steps)))
+        """After every evaluation, in the optimisation's thread: hand the state to the drawer, nothing more."""
+        self.history = event.history
+        self._drawer.offer(event)
+        return self._stop.is_set()
+
+    def _show_running(self, event) -> None:
+        """Progress bar and status line for the latest evaluation (the drawer's thread, a few times a second)."""
+        done = len(event.history)
+        record = event.history[done - 1]
         self.progress.value = min(done, self.progress.max)
         self.progress.description = f"{done} / {event.steps}"
-        rate = done / record.elapsed if record.elapsed > 0 else float("nan")
-        self.status.value = (f"evaluation {done} of {event.steps} · <b>{rate:.1f} evaluations/s</b> · "
-                             f"loss {record.total:.4g} (content {record.content:.3g}, style {record.style:.3g})")
-        every = max(1, int(self.preview_every.value))
-        now = time.monotonic()
-        if done % every == 0 and now - self._last_draw >= self.min_redraw_s:
-            self._draw(event.image, self.history)
-            self._last_draw = time.monotonic()
-        return self._stop.is_set()
+        stopping = " — <b>stopping…</b>" if self._stop.is_set() else ""
+        self.status.value = (f"running: {done} of {event.steps} evaluations ({_numbered(done)}) · "
+                             f"<b>{_rate(done, record)} evaluations/s</b> · loss {record.total:.4g} "
+                             f"(content {record.content:.3g}, style {record.style:.3g}){stopping}")
 
     def _finish_ui(self, kwargs: dict) -> None:
         self.run_button.disabled = False
@@ -260,54 +305,49 @@ class RunPanel(widgets.VBox):
         if result is None:
             self.progress.bar_style = "danger"
             self.status.value = "Run failed."
+            self.plot.value = self._loss_plot.png([], empty_text="no run")
             return
-        self.history = list(result.history)
+        self.history = result.history
         self.best_image = result.image
         self._draw(result.image, self.history)
         self.save_button.disabled = False
-        done = self._evaluations(result)
+        done = len(result.history)  # one record per loss evaluation; history[0] is the start image
         self.progress.value = min(done, self.progress.max)
         self.progress.description = f"{done} / {kwargs['steps']}"
         self.progress.bar_style = "success" if result.stop_reason == "completed" else "warning"
-        last = result.history[-1] if result.history else None
-        rate = done / last.elapsed if last is not None and last.elapsed > 0 else float("nan")
-        self.status.value = (f"<b>{_REASONS.get(result.stop_reason, result.stop_reason)}</b> after {done} "
-                             f"evaluations ({rate:.1f}/s) · best image from evaluation "
-                             f"{result.best_evaluation} (shown) · weights {html.escape(self.model.weights_name)}")
-
-    @staticmethod
-    def _evaluations(result) -> int:
-        """Loss evaluations the run made (one history record each; history[0] is the starting image)."""
-        return len(result.history)
+        rate = f" · {_rate(done, result.history[-1])} evaluations/s" if done else ""
+        best = f"best image: evaluation {result.best_evaluation} (shown)" if result.best_evaluation >= 0 else \
+            "no evaluation finished (the start image is shown)"
+        self.status.value = (f"<b>{_REASONS.get(result.stop_reason, result.stop_reason)}</b> after "
+                             f"{_count(done)} ({_numbered(done)}){rate} · {best}")
 
     def _draw(self, image, history) -> None:
         if image is not None:
             self.preview.value = png(image)
             self.preview_updates += 1
         if history:
-            self.plot.value = loss_plot_png(history, title=self._plot_title())
+            self.plot.value = self._loss_plot.png(history)
             self.plot_updates += 1
 
     # -- UI helpers
-
-    def _plot_title(self) -> str:
-        name = str(getattr(self.model, "weights_name", ""))
-        return "loss" + (" (random VGG19 weights)" if name.startswith("random") else "")
 
     def _random_tag(self) -> str:
         name = str(getattr(self.model, "weights_name", ""))
         return " <span style='color:#b00020'>(random weights)</span>" if name.startswith("random") else ""
 
     def _set_progress_max(self, steps) -> None:
+        """Between runs the bar shows the next run's budget: 0 of the Evaluations field's value."""
         if not self._running:
             self.progress.max = max(1, int(steps))
+            self.progress.value = 0
+            self.progress.description = f"0 / {int(steps)}"
 
     def _show_images_start(self) -> None:
         try:
             self.preview.value = png(load_image(self.content.path, self.size.value, role="content"))
         except Exception as exc:  # noqa: BLE001
             show_message(self.message, f"content image: {one_line(exc)}", "error")
-        self.plot.value = loss_plot_png([], title=self._plot_title())
+        self.plot.value = self._loss_plot.png([])
 
     def _update_call(self) -> None:
         self.chooser.set_call_context(content=self.content.source(), style=self.style.source(),
