@@ -361,13 +361,20 @@ def test_explorer_reports_a_too_small_image_in_one_line(model):
     text = explorer.message.value
     assert "Feature maps not shown: the image is 11×16 px, too small for pool5" in text and "\n" not in text
     assert explorer.updates == 1
+    # relu1_1's pictures are not left beside a message about pool5.
+    assert explorer.pictures.layout.display == "none" and explorer.info.value == ""
+    explorer.layer.value = "relu2_1"
+    assert explorer.updates == 2 and explorer.message.value == ""
+    assert explorer.pictures.layout.display is None and "relu2_1" in explorer.info.value
 
 
-def test_redraws_are_throttled_on_fast_machines(model):
-    p = W.RunPanel(size=SIZE, steps=6, preview_every=1, min_redraw_s=3600, model=model)
-    p.run(wait=True)
-    assert p.preview_updates == 2 and p.plot_updates == 2  # the first live one and the final one
-    assert p.progress.value == 6
+def test_explorer_pictures_are_shown_at_the_size_they_are_drawn(model):
+    """Scaled down, the channel grid's titles were unreadable (it was drawn 1900 px wide, shown 420 px)."""
+    explorer = W.FeatureMapExplorer(layer="relu2_1", size=SIZE, k=8, model=model)
+    for picture in (explorer.average, explorer.gram, explorer.channels):
+        width = Image.open(io.BytesIO(picture.value)).size[0]
+        assert picture.layout.width == f"{width}px"
+    assert Image.open(io.BytesIO(explorer.channels.value)).size[0] >= 500  # 8 maps in rows of 4
 
 
 def test_images_by_bundled_name_or_path(model, tmp_path):

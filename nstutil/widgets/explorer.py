@@ -4,7 +4,8 @@ Gram matrix as a heat map (lessons 6 and 7)."""
 from __future__ import annotations
 
 import html
-from typing import Optional
+import os
+from typing import Optional, Union
 
 import ipywidgets as widgets
 
@@ -14,19 +15,26 @@ from ..vgg import LAYERS, load_vgg19, min_image_side, resolve_layer
 from ._common import default_size, figure, figure_png, one_line, pyplot_png, show_message, weights_html
 from .image_picker import ImagePicker
 
+_DPI = 80
+# Figure sizes in inches (at _DPI): the average map, the Gram matrix, the width of the grid of channels.
+_AVERAGE = (3.6, 3.2)
+_GRAM = (4.4, 3.6)
+_CHANNELS_WIDTH = 7.0
+
 
 class FeatureMapExplorer(widgets.VBox):
     """An image and a layer -> the average feature map, the most active channels, and the Gram matrix heat map."""
 
     def __init__(self, image=None, layer: str = "relu1_1", *, size: Optional[int] = None, k: int = 8,
-                 weights: Optional[str] = None, model=None, device=None) -> None:
+                 weights: Optional[str] = None, model=None, device=None,
+                 upload_dir: Union[str, os.PathLike] = "uploads") -> None:
         from ..images import DEFAULT_CONTENT
 
         self.model = model if model is not None else load_vgg19(weights, device=device)
         self.device = device
         self.message = widgets.HTML()
         self.image = ImagePicker("image", image if image is not None else DEFAULT_CONTENT,
-                                 message_widget=self.message)
+                                 message_widget=self.message, upload_dir=upload_dir)
         self.layer = widgets.Dropdown(options=[(l.label, l.name) for l in LAYERS], value=resolve_layer(layer).name,
                                       description="Layer", layout=widgets.Layout(width="260px"))
         self.layer.add_class("nst-explorer-layer")
@@ -35,9 +43,11 @@ class FeatureMapExplorer(widgets.VBox):
         self.k = widgets.IntSlider(value=k, min=1, max=32, description="Channels",
                                    layout=widgets.Layout(width="300px"))
         self.info = widgets.HTML()
-        self.average = widgets.Image(format="png", layout=widgets.Layout(width="280px"))
-        self.channels = widgets.Image(format="png", layout=widgets.Layout(width="420px"))
-        self.gram = widgets.Image(format="png", layout=widgets.Layout(width="300px"))
+        # Shown at the size they are drawn (80 dpi), so that their text is as large as the notebook's.
+        self.average = widgets.Image(format="png", layout=widgets.Layout(width=f"{_AVERAGE[0] * _DPI:.0f}px"))
+        self.gram = widgets.Image(format="png", layout=widgets.Layout(width=f"{_GRAM[0] * _DPI:.0f}px"))
+        self.channels = widgets.Image(format="png", layout=widgets.Layout(width=f"{_CHANNELS_WIDTH * _DPI:.0f}px"))
+        self.pictures = widgets.VBox([widgets.HBox([self.average, self.gram]), self.channels])
         self.updates = 0
         for w in (self.layer, self.size, self.k, self.image.dropdown):
             w.observe(lambda _: self.update(), names="value")
@@ -46,8 +56,7 @@ class FeatureMapExplorer(widgets.VBox):
             widgets.HBox([self.image, self.layer]),
             widgets.HBox([self.size, self.k]),
             self.info,
-            widgets.HBox([self.average, self.gram]),
-            self.channels,
+            self.pictures,
             self.message,
         ])
         self.add_class("nst-explorer")
@@ -69,8 +78,12 @@ class FeatureMapExplorer(widgets.VBox):
             indices, maps = most_active_channels(image, layer.name, k=int(self.k.value), model=self.model)
         except Exception as exc:  # noqa: BLE001 - one line for the student
             show_message(self.message, f"Feature maps not shown: {one_line(exc)}", "error")
+            # The pictures of the previous image or layer would read as this one's: hide them with their caption.
+            self.pictures.layout.display = "none"
+            self.info.value = ""
             return
         show_message(self.message, "")
+        self.pictures.layout.display = None
         self._draw(layer, activation, average, indices, maps)
         self.updates += 1
 
@@ -83,7 +96,7 @@ class FeatureMapExplorer(widgets.VBox):
                            f"(receptive field {layer.receptive_field} px, stride {layer.stride}); "
                            f"Gram matrix {c}×{c}{random_note}")
 
-        fig = figure(3.6, 3.2)
+        fig = figure(*_AVERAGE, dpi=_DPI)
         ax = fig.add_subplot(1, 1, 1)
         shown = ax.imshow(average.numpy(), cmap="viridis")
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
@@ -93,9 +106,19 @@ class FeatureMapExplorer(widgets.VBox):
         fig.tight_layout()
         self.average.value = figure_png(fig)
 
-        fig = figure(4.2, 3.6)
-        plot_gram(activation, layer=layer.name, ax=fig.add_subplot(1, 1, 1))
-        fig.tight_layout()
+        fig = figure(*_GRAM, dpi=_DPI)
+        fig.set_layout_engine("constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        plot_gram(activation, layer=layer.name, ax=ax)
+        # The layer is named in the line above; a short title stays clear of the colour bar's "1e-5" above it.
+        ax.set_title(f"Gram matrix ({c}×{c})", fontsize=9)
         self.gram.value = figure_png(fig)
 
-        self.channels.value = pyplot_png(plot_channels(indices, maps, layer=layer.name, ncols=8))
+        ncols = 4
+        fig = plot_channels(indices, maps, layer=layer.name, ncols=ncols)
+        rows = (len(indices) + ncols - 1) // ncols
+        panel = _CHANNELS_WIDTH / ncols  # each map's width; its height follows the map's shape, plus its title
+        fig.set_size_inches(_CHANNELS_WIDTH, rows * (panel * h / w + 0.35) + 0.5)
+        fig.tight_layout()
+        fig.set_dpi(_DPI)
+        self.channels.value = pyplot_png(fig)
