@@ -14,20 +14,29 @@ gatys         :math:`F F^T`                   :math:`\tfrac12 \sum (F - P)^2`   
 "tutorial" is the PyTorch neural-style tutorial (and, for one image, jcjohnson/neural-style's ``/(C·H·W)`` Gram
 with mean-squared errors); "coursera" is the deeplearning.ai assignment; "gatys" is Gatys et al. (2015). The
 coursera and gatys style losses are the same formula; they differ in the content loss and in the usual weights.
+
+Two controls from Gatys et al. (2017) and Li et al. (2017) live here too: a *guided* Gram matrix, computed over the
+positions a mask selects (spatial control, lesson 8), and a second style statistic, each channel's mean and
+standard deviation (:func:`mean_std_loss`, lesson 8).
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from .errors import NSTError
 
-__all__ = ["CONVENTIONS", "gram_matrix", "content_loss", "style_loss", "total_variation_loss"]
+__all__ = ["CONVENTIONS", "STYLE_STATISTICS", "gram_matrix", "content_loss", "style_loss", "channel_statistics",
+           "mean_std_loss", "total_variation_loss"]
 
 CONVENTIONS: Tuple[str, ...] = ("tutorial", "coursera", "gatys")
+# What the style loss compares: Gram matrices (Gatys et al.), or each channel's mean and standard deviation.
+STYLE_STATISTICS: Tuple[str, ...] = ("gram", "mean_std")
+# Added to a channel's variance before its square root, as AdaIN does: a constant channel's gradient stays finite.
+STD_EPS = 1e-5
 
 
 def _check_convention(convention: str) -> None:
@@ -52,14 +61,28 @@ def _by_convolution(features: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available())
 
 
-def gram_matrix(features: torch.Tensor, convention: str = "tutorial") -> torch.Tensor:
+def _mask_power(mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the squared mask: the share of the positions a guided Gram sums over (1 for an all-ones mask)."""
+    return mask.pow(2).mean()
+
+
+def gram_matrix(features: torch.Tensor, convention: str = "tutorial",
+                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""The Gram matrix :math:`G = F F^T` of a B×C×H×W feature map, one C×C matrix per image (B×C×C).
 
     ``"tutorial"`` divides by :math:`b C H W` as the PyTorch tutorial does (b = 1 per image here);
     ``"coursera"`` and ``"gatys"`` leave it unnormalised. :math:`G_{ij}` is the inner product of channel i's and
     channel j's maps over all positions, so it keeps which features occur together and forgets where.
     Introduced in lesson 3.
+
+    ``mask`` (1×1×H×W, values in [0, 1], at the feature map's resolution) gives the *guided* Gram matrix of Gatys
+    et al. (2017): :math:`(F \circ T)(F \circ T)^T / \overline{T^2}`, the co-activations of the positions the mask
+    selects, divided by the mask's mean square so that it is on the scale of a whole-image Gram (an all-ones mask
+    gives exactly the plain Gram). Introduced in lesson 8.
     """
+    if mask is not None:
+        _check_features(mask, "gram_matrix's mask")
+        return gram_matrix(features * mask, convention) / _mask_power(mask)
     _check_convention(convention)
     _check_features(features, "gram_matrix's input")
     b, c, h, w = features.shape
@@ -100,17 +123,27 @@ def content_loss(generated: torch.Tensor, target: torch.Tensor, convention: str 
     return 0.5 * squared.sum()
 
 
-def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = "tutorial") -> torch.Tensor:
+def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = "tutorial",
+               mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""How far the generated image's Gram matrix is from the style image's, at one layer.
 
     ``target`` is the style image's feature map (B×C×H'×W', any size) or its Gram matrix from
     :func:`gram_matrix` with the same convention (pass the Gram to compute it only once).
     tutorial: :math:`\mathrm{mean}\,(G - A)^2` of the normalised Grams; coursera and gatys:
     :math:`\sum (G - A)^2 / (4 C^2 M^2)` with :math:`M = H W` of the generated image. Introduced in lesson 4.
+
+    ``mask`` (1×1×H×W at the generated features' resolution) compares the generated image's guided Gram matrix
+    (see :func:`gram_matrix`) over the region the mask selects with the target: spatial control, lesson 8.
     """
     _check_convention(convention)
     _check_features(generated, "style_loss's generated features")
     target_gram = gram_matrix(target, convention) if target.dim() == 4 else target
+    if mask is not None:
+        # (G/k - A)² = (G - k A)² / k²: the guided loss is the plain loss of the masked features against the scaled
+        # target, so it takes the same fast path below (k = 1 for an all-ones mask: exactly the unmasked loss).
+        _check_features(mask, "style_loss's mask")
+        power = _mask_power(mask)
+        return style_loss(generated * mask, target_gram * power, convention) / power.pow(2)
     batch, channels = generated.shape[:2]
     if target_gram.shape[-2:] != (channels, channels):
         raise NSTError(f"style_loss got {channels} and {target_gram.shape[-1]} channels: take both feature "
@@ -123,6 +156,46 @@ def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = 
         return squared.mean()
     _, c, h, w = generated.shape
     return squared.sum() / (4.0 * c ** 2 * (h * w) ** 2)
+
+
+def channel_statistics(features: torch.Tensor,
+                       mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""Each channel's mean and standard deviation over the positions (two B×C tensors).
+
+    With ``mask`` (1×1×H×W), a weighted mean and deviation with weights :math:`T^2`, so that they describe the
+    region the mask selects, as the guided Gram matrix does. The deviation is
+    :math:`\sqrt{\mathrm{var} + 10^{-5}}` (as AdaIN), so a constant channel keeps a finite gradient.
+    Introduced in lesson 8.
+    """
+    _check_features(features, "channel_statistics' input")
+    if mask is None:
+        mean = features.mean(dim=(2, 3))
+        variance = (features - mean[..., None, None]).pow(2).mean(dim=(2, 3))
+    else:
+        weight = mask.pow(2) / mask.pow(2).sum()
+        mean = (features * weight).sum(dim=(2, 3))
+        variance = ((features - mean[..., None, None]).pow(2) * weight).sum(dim=(2, 3))
+    return mean, (variance + STD_EPS).sqrt()
+
+
+def mean_std_loss(generated: torch.Tensor, target, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    r"""A style loss on each channel's mean and standard deviation instead of the Gram matrix (Li et al. 2017).
+
+    .. math:: L = \frac{1}{C} \sum_{i=1}^{C} (\mu_i - \hat\mu_i)^2 + (\sigma_i - \hat\sigma_i)^2
+
+    Li, Wang, Liu & Hou (2017, "Demystifying Neural Style Transfer") show that matching Gram matrices minimises a
+    maximum mean discrepancy with a second-order polynomial kernel, and that matching these first- and
+    second-order channel statistics (what AdaIN aligns in one step) transfers style too. ``target`` is the style
+    image's feature map or its ``(mean, std)`` from :func:`channel_statistics`. The same formula serves every loss
+    convention. ``mask`` restricts the generated image's statistics to a region. Introduced in lesson 8.
+    """
+    _check_features(generated, "mean_std_loss's generated features")
+    target_mean, target_std = channel_statistics(target) if isinstance(target, torch.Tensor) else target
+    if target_mean.shape[-1] != generated.shape[1]:
+        raise NSTError(f"mean_std_loss got {generated.shape[1]} and {target_mean.shape[-1]} channels: take both "
+                       f"feature maps from the same layer")
+    mean, std = channel_statistics(generated, mask)
+    return ((mean - target_mean).pow(2) + (std - target_std).pow(2)).mean()
 
 
 def total_variation_loss(image: torch.Tensor, p: float = 2.0) -> torch.Tensor:
