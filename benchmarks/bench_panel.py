@@ -16,6 +16,9 @@ How it measures:
 * **Panel time** = wall time of ``panel.run(wait=True)``, i.e. everything a notebook cell waits for: the run, the
   live drawing and the final picture, status and plot. Building the panel is not counted (it happens once, when the
   cell shows it). **Bare time** = wall time of the ``style_transfer`` call.
+* **CPU time** of each side too (the process's, all threads: the drawer's work included). On a CPU shared with other
+  jobs the wall times of even the same call vary several-fold between minutes; the extra CPU time the panel costs
+  is then the steadier figure (on an idle 2-core machine the two agree: torch keeps both cores busy).
 * Reported: medians of each side, their ratio, the median of the per-pair ratios (target: within 10 %), how many
   times the preview and the plot were redrawn, and the evaluations/s the panel showed against the bare run's.
 * ``--kernel`` runs this very script in a fresh IPython kernel (jupyter_client, no browser), so every widget
@@ -59,44 +62,52 @@ def measure(size: int, steps: int, repeats: int, preset: str) -> dict:
 
     def panel_run():
         panel = nw.RunPanel(nw.LayerChooser(preset), model=model, size=size, steps=steps)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = panel.run(wait=True)
-        seconds = time.perf_counter() - t0
-        shown = re.search(r"([\d.]+) evaluations/s", panel.status.value)
-        return seconds, result, panel, float(shown.group(1)) if shown else float("nan")
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        shown = re.search(r"([\d.]+)(?: evaluations)?/s", panel.status.value)
+        return seconds, cpu, result, panel, float(shown.group(1)) if shown else float("nan")
 
     def bare_run(config):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = nstutil.style_transfer(**config, model=model, progress=False)
-        return time.perf_counter() - t0, result
+        return time.perf_counter() - t0, time.process_time() - c0, result
 
     config = nw.RunPanel(nw.LayerChooser(preset), model=model, size=size, steps=steps).config()
     panel_run(), bare_run(config)  # warm-up pair, not measured
     panel_s, bare_s, ratios, shown_rates, bare_rates, redraws = [], [], [], [], [], []
+    panel_cpu, bare_cpu, cpu_ratios = [], [], []
     for i in range(repeats):
         order = ("panel", "bare") if i % 2 == 0 else ("bare", "panel")
-        times = {}
+        times, cpu = {}, {}
         for side in order:
             if side == "panel":
-                times["panel"], p_result, panel, shown = panel_run()
+                times["panel"], cpu["panel"], p_result, panel, shown = panel_run()
             else:
-                times["bare"], b_result = bare_run(config)
+                times["bare"], cpu["bare"], b_result = bare_run(config)
         if not torch.equal(p_result.image, b_result.image):
             raise SystemExit("the panel's run and the bare call gave different images: not the same run")
         panel_s.append(times["panel"])
         bare_s.append(times["bare"])
         ratios.append(times["panel"] / times["bare"])
+        panel_cpu.append(cpu["panel"])
+        bare_cpu.append(cpu["bare"])
+        cpu_ratios.append(cpu["panel"] / cpu["bare"])
         shown_rates.append(shown)
         bare_rates.append(len(b_result.history) / b_result.history[-1].elapsed)
         redraws.append((panel.preview_updates, panel.plot_updates))
         print(f"pair {i + 1} ({order[0]} first): panel {times['panel']:.2f} s, bare {times['bare']:.2f} s, "
-              f"ratio {ratios[-1]:.3f}; shown {shown:.1f}/s, bare {bare_rates[-1]:.1f}/s; "
+              f"ratio {ratios[-1]:.3f}; CPU panel {cpu['panel']:.2f} s, bare {cpu['bare']:.2f} s, "
+              f"ratio {cpu_ratios[-1]:.3f}; shown {shown:.1f}/s, bare {bare_rates[-1]:.1f}/s; "
               f"redraws preview {panel.preview_updates}, plot {panel.plot_updates}", flush=True)
     return {
         "size": size, "steps": steps, "repeats": repeats, "preset": preset, "threads": torch.get_num_threads(),
         "panel_median_s": statistics.median(panel_s), "bare_median_s": statistics.median(bare_s),
         "ratio_of_medians": statistics.median(panel_s) / statistics.median(bare_s),
         "median_pair_ratio": statistics.median(ratios),
+        "panel_cpu_median_s": statistics.median(panel_cpu), "bare_cpu_median_s": statistics.median(bare_cpu),
+        "cpu_ratio_of_medians": statistics.median(panel_cpu) / statistics.median(bare_cpu),
+        "median_pair_cpu_ratio": statistics.median(cpu_ratios),
         "shown_rate_median": statistics.median(shown_rates), "bare_rate_median": statistics.median(bare_rates),
         "redraws": redraws,
     }
@@ -143,6 +154,9 @@ def main(argv=None) -> int:
     print(f"median panel {figures['panel_median_s']:.2f} s, bare {figures['bare_median_s']:.2f} s: "
           f"ratio of medians {figures['ratio_of_medians']:.3f}, median pair ratio {figures['median_pair_ratio']:.3f} "
           f"(target <= 1.10)")
+    print(f"CPU time: median panel {figures['panel_cpu_median_s']:.2f} s, bare {figures['bare_cpu_median_s']:.2f} s: "
+          f"ratio of medians {figures['cpu_ratio_of_medians']:.3f}, median pair ratio "
+          f"{figures['median_pair_cpu_ratio']:.3f}")
     print(f"evaluations/s shown by the panel {figures['shown_rate_median']:.1f}, "
           f"the bare run's {figures['bare_rate_median']:.1f}")
     if args.json:

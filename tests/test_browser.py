@@ -145,6 +145,13 @@ def test_playground_in_jupyterlab(tmp_path):
             page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes(\"'uploads/my_style.png'\")")
             assert (root / "uploads" / "my_style.png").exists()
 
+            # The controls of lesson 8 open under their title; a second style goes into the call as a list.
+            _shown(page, ".nst-run-panel .lm-AccordionPanel .jp-Collapse-header, .nst-run-panel .widget-accordion "
+                         ".p-Collapse-header, .nst-run-panel .jupyter-widget-Collapse-header").first.click()
+            _shown(page, ".nst-second-style input[type=checkbox]").check(timeout=ACTION_MS)
+            page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes('# style images')")
+            assert "style_blend=[0.5, 0.5]" in page.locator(".nst-code").text_content()
+
             _shown(page, ".nst-run-panel")
             shot = shots / "stopped.png"
             page.screenshot(path=str(shot), full_page=False)

@@ -197,7 +197,7 @@ def test_unknown_preset_is_a_one_line_error():
 
 def test_panel_says_when_weights_are_random(panel):
     assert "RANDOM" in panel.weights_note.value and "random:0" in panel.weights_note.value
-    assert "random weights" in panel.children[5].children[0].children[0].value
+    assert "random weights" in panel.preview_title.value and "random weights" in panel.plot_title.value
 
 
 def test_sizes_and_steps_default_to_environment(monkeypatch, model):

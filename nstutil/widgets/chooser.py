@@ -239,7 +239,7 @@ class LayerChooser(widgets.VBox):
         lines = [
             "result = nstutil.style_transfer(",
             f"    {content_src},  # content image",
-            f"    {style_src},  # style image",
+            f"    {style_src},  # style image{'s' if style_src.startswith('[') else ''}",
             f"    preset={cfg['preset']!r},",
             f"    content_layers={layers(cfg['content_layers'])},",
             f"    style_layers={layers(cfg['style_layers'])},",
@@ -247,9 +247,15 @@ class LayerChooser(widgets.VBox):
             f"tv_weight={fmt(cfg['tv_weight'])},",
             f"    convention={cfg['convention']!r}, init={cfg['init']!r},",
         ]
-        if context:
-            lines.append("    " + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
-                                            for k, v in context.items()) + ",")
+        line = ""
+        for k, v in context.items():  # the run's settings, a few to a line
+            item = f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+            if line and len(line) + len(item) > 100:
+                lines.append(line.rstrip())
+                line = ""
+            line = (line or "    ") + item + ", "
+        if line:
+            lines.append(line.rstrip())
         lines.append(")")
         return "\n".join(lines)
 

@@ -27,12 +27,13 @@ class ImagePicker(widgets.HBox):
 
     ``.path`` is the chosen file. An upload is checked by loading it, then kept in ``upload_dir`` (relative to
     the working folder, made when the first image arrives) under its own name; a file that is not an image gives
-    a one-line message naming it in ``message_widget`` and changes nothing.
+    a one-line message naming it in ``message_widget`` and changes nothing. ``description`` labels the drop-down
+    (default: the role, capitalised).
     """
 
     def __init__(self, role: str, default: Optional[Union[str, os.PathLike]] = None, *,
                  message_widget: Optional[widgets.HTML] = None, thumbnail: bool = True,
-                 upload_dir: Union[str, os.PathLike] = "uploads") -> None:
+                 upload_dir: Union[str, os.PathLike] = "uploads", description: Optional[str] = None) -> None:
         self.role = role
         self.message = message_widget if message_widget is not None else widgets.HTML()
         self.upload_dir = Path(upload_dir)
@@ -48,14 +49,16 @@ class ImagePicker(widgets.HBox):
         if not options:
             raise NSTError(f"no {role} image: images/ has no pictures; pass a path")
         # Wide enough for long uploaded names: the drop-down grows with its longest entry.
-        self.dropdown = widgets.Dropdown(options=options, description=role.capitalize(),
+        self.dropdown = widgets.Dropdown(options=options,
+                                         description=role.capitalize() if description is None else description,
                                          layout=widgets.Layout(width="max-content", min_width="260px"))
         if default_path is not None:
             self.dropdown.value = default_path
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
                                          layout=widgets.Layout(width="110px"))
-        self.dropdown.add_class(f"nst-{role}-choice")
-        self.upload.add_class(f"nst-{role}-upload")
+        slug = role.replace(" ", "-")
+        self.dropdown.add_class(f"nst-{slug}-choice")
+        self.upload.add_class(f"nst-{slug}-upload")
         self.thumbnail = widgets.Image(format="png", layout=widgets.Layout(height="48px", width="auto"))
         self.upload.observe(self._on_upload, names="value")
         self.dropdown.observe(lambda _: self._show_thumbnail(), names="value")

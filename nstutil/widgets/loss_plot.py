@@ -35,6 +35,7 @@ class LossPlot:
                       for key, colour, width_ in _CURVES}
         self.placeholder = self.axes.text(0.5, 0.5, "", ha="center", va="center", transform=self.axes.transAxes,
                                           color="#888")
+        self._marks: list = []
 
     def png(self, history: Sequence, *, empty_text: str = "press Run") -> bytes:
         """PNG bytes of the curves of ``history`` (log scale); ``empty_text`` in the middle when it is empty."""
@@ -67,6 +68,7 @@ class LossPlot:
             ax.set_yscale("linear")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
+        self._mark_scales(history)
         legend = ax.get_legend()
         if legend is not None:
             legend.remove()
@@ -74,6 +76,22 @@ class LossPlot:
             ax.legend(handles=drawn, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=len(drawn), fontsize=8,
                       frameon=False, borderaxespad=0.0, handlelength=1.5)
         return figure_png(self.figure)
+
+    def _mark_scales(self, history: Sequence) -> None:
+        """A coarse-to-fine run: a dotted line where each size begins, labelled with the size (the loss jumps)."""
+        for artist in self._marks:
+            artist.remove()
+        self._marks = []
+        starts = [r for r, before in zip(history[1:], history)
+                  if getattr(r, "scale", 0) != getattr(before, "scale", 0)]
+        if not starts:
+            return
+        transform = self.axes.get_xaxis_transform()  # x in evaluations, y in axes fractions
+        for r in [history[0], *starts]:
+            if r is not history[0]:
+                self._marks.append(self.axes.axvline(r.evaluation, color="#888", linestyle=":", linewidth=1))
+            self._marks.append(self.axes.text(r.evaluation, 0.02, f" {r.scale} px", transform=transform,
+                                              fontsize=7, color="#666", va="bottom"))
 
 
 def loss_plot_png(history: Sequence, *, width: float = 5.0, height: float = 3.0) -> bytes:

@@ -16,6 +16,7 @@ from ..transfer import OPTIMIZERS as OPTIMIZER_CHOICES
 from ..vgg import load_vgg19
 from ._common import bundled_images, default_size, default_steps, one_line, png, show_message, weights_html
 from .chooser import LayerChooser
+from .controls import ControlsBox
 from .image_picker import ImagePicker
 from .live import LiveDrawer
 from .loss_plot import LossPlot
@@ -80,7 +81,8 @@ class RunPanel(widgets.VBox):
                  size: Optional[int] = None, steps: Optional[int] = None, optimizer: str = "lbfgs",
                  weights: Optional[str] = None, model=None, min_redraw_s: float = 0.25,
                  output: Union[str, os.PathLike] = "outputs/playground.png",
-                 upload_dir: Union[str, os.PathLike] = "uploads", device=None, seed: int = 0) -> None:
+                 upload_dir: Union[str, os.PathLike] = "uploads", second_style=None, device=None,
+                 seed: int = 0) -> None:
         from ..images import DEFAULT_CONTENT, DEFAULT_STYLE
 
         self.chooser = chooser if chooser is not None else LayerChooser()
@@ -108,6 +110,7 @@ class RunPanel(widgets.VBox):
         self.style = ImagePicker("style", style if style is not None else DEFAULT_STYLE,
                                  message_widget=self.message, upload_dir=upload_dir)
         self._build_settings(size, steps, optimizer)
+        self.controls = ControlsBox(second_style=second_style, message_widget=self.message, upload_dir=upload_dir)
         self._build_run_controls(output)
         self._connect()
         self._show_images_start()
@@ -116,10 +119,12 @@ class RunPanel(widgets.VBox):
             self.weights_note,
             widgets.HBox([self.content, self.style]),
             widgets.HBox([self.size, self.steps, self.optimizer]),
+            widgets.Accordion([self.controls], selected_index=None,
+                              titles=("Controls (lesson 8): colours, style scale, a second style, coarse-to-fine",)),
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status,
-            widgets.HBox([widgets.VBox([widgets.HTML("<b>Preview</b>" + self._random_tag()), self.preview]),
-                          widgets.VBox([widgets.HTML("<b>Loss</b> (log scale)" + self._random_tag()), self.plot])]),
+            widgets.HBox([widgets.VBox([self.preview_title, self.preview]),
+                          widgets.VBox([self.plot_title, self.plot])]),
             widgets.HBox([self.save_path, self.save_button]),
             self.message,
         ])
@@ -157,6 +162,8 @@ class RunPanel(widgets.VBox):
         self.progress.add_class("nst-progress")
         self.status = widgets.HTML("Not started.")
         self.status.add_class("nst-status")
+        self.preview_title = widgets.HTML("<b>Preview</b>" + self._random_tag())
+        self.plot_title = widgets.HTML("<b>Loss</b> (log scale)" + self._random_tag())
         self.preview = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
         self.preview.add_class("nst-preview")
         self.plot = widgets.Image(format="png", layout=widgets.Layout(width="400px"))
@@ -170,7 +177,9 @@ class RunPanel(widgets.VBox):
             w.observe(lambda _: self._update_call(), names="value")
         for picker in (self.content, self.style):
             picker.dropdown.observe(lambda _: self._update_call(), names="value")
-        self.steps.observe(lambda change: self._set_progress_max(change["new"]), names="value")
+        self.controls.on_change(self._update_call)
+        for w in (self.steps, self.size, self.controls.coarse_to_fine):
+            w.observe(lambda _: self._budget_changed(), names="value")
 
     # -- public
 
@@ -180,10 +189,14 @@ class RunPanel(widgets.VBox):
         return self._running
 
     def config(self) -> dict:
-        """All keyword arguments the next run passes to :func:`nstutil.style_transfer` (model and callback aside)."""
+        """All keyword arguments the next run passes to :func:`nstutil.style_transfer` (model and callback aside):
+        the chooser's recipe, the images, size, evaluations, optimizer, and the controls set away from their
+        defaults. With a second style, ``style`` is the list of both."""
         cfg = self.chooser.config()
-        cfg.update(content=self.content.path, style=self.style.path, steps=int(self.steps.value),
-                   size=int(self.size.value), optimizer=self.optimizer.value, seed=self.seed)
+        style = [self.style.path, self.controls.second.path] if self.controls.use_second.value else self.style.path
+        cfg.update(content=self.content.path, style=style, steps=int(self.steps.value), size=int(self.size.value),
+                   optimizer=self.optimizer.value, seed=self.seed)
+        cfg.update(self.controls.config(int(self.size.value)))
         return cfg
 
     def run(self, wait: bool = False, **overrides):
@@ -255,10 +268,8 @@ class RunPanel(widgets.VBox):
         self.run_button.disabled = True
         self.stop_button.disabled = False
         self.save_button.disabled = True
-        self._set_progress_max(kwargs["steps"])
-        self.progress.value = 0
+        self._show_budget(self._budget(kwargs))
         self.progress.bar_style = "info"
-        self.progress.description = f"0 / {kwargs['steps']}"
         self.status.value = "Starting…"
         self.plot.value = self._loss_plot.png([], empty_text="starting…")
         show_message(self.message, "")
@@ -313,7 +324,7 @@ class RunPanel(widgets.VBox):
         self.save_button.disabled = False
         done = len(result.history)  # one record per loss evaluation; history[0] is the start image
         self.progress.value = min(done, self.progress.max)
-        self.progress.description = f"{done} / {kwargs['steps']}"
+        self.progress.description = f"{done} / {self._budget(kwargs)}"
         self.progress.bar_style = "success" if result.stop_reason == "completed" else "warning"
         rate = f" · {_rate(done, result.history[-1])} evaluations/s" if done else ""
         best = f"best image: evaluation {result.best_evaluation} (shown)" if result.best_evaluation >= 0 else \
@@ -335,12 +346,20 @@ class RunPanel(widgets.VBox):
         name = str(getattr(self.model, "weights_name", ""))
         return " <span style='color:#b00020'>(random weights)</span>" if name.startswith("random") else ""
 
-    def _set_progress_max(self, steps) -> None:
-        """Between runs the bar shows the next run's budget: 0 of the Evaluations field's value."""
+    @staticmethod
+    def _budget(kwargs: dict) -> int:
+        """The evaluations a run with these arguments makes: ``steps`` at each coarse-to-fine size."""
+        return int(kwargs["steps"]) * len(kwargs.get("scales") or [None])
+
+    def _budget_changed(self) -> None:
+        """Between runs the bar shows the next run's budget: 0 of the evaluations it will make."""
         if not self._running:
-            self.progress.max = max(1, int(steps))
-            self.progress.value = 0
-            self.progress.description = f"0 / {int(steps)}"
+            self._show_budget(self._budget(self.config()))
+
+    def _show_budget(self, evaluations: int) -> None:
+        self.progress.max = max(1, evaluations)
+        self.progress.value = 0
+        self.progress.description = f"0 / {evaluations}"
 
     def _show_images_start(self) -> None:
         try:
@@ -350,6 +369,9 @@ class RunPanel(widgets.VBox):
         self.plot.value = self._loss_plot.png([])
 
     def _update_call(self) -> None:
-        self.chooser.set_call_context(content=self.content.source(), style=self.style.source(),
-                                      steps=int(self.steps.value), size=int(self.size.value),
-                                      optimizer=self.optimizer.value)
+        style = self.style.source()
+        if self.controls.use_second.value:
+            style = f"[{style}, {self.controls.second.source()}]"
+        self.chooser.set_call_context(content=self.content.source(), style=style, steps=int(self.steps.value),
+                                      size=int(self.size.value), optimizer=self.optimizer.value,
+                                      **self.controls.config(int(self.size.value)))
