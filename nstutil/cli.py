@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .colour import PRESERVE_COLORS
 from .errors import NSTError
+from .estimate import plan_run
 from .images import DEFAULT_CONTENT, DEFAULT_STYLE, check_writable, image_path, save_image
 from .losses import CONVENTIONS, STYLE_STATISTICS
 from .presets import INIT_CHOICES, PRESETS
@@ -209,6 +210,11 @@ def _run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(content, styles)
     inputs: List[Path] = [content, *styles, *(masks or []), *([init] if args.init_image else [])]
     check_writable(output, protect=inputs)
+    # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.
+    plan = plan_run(content, args.size, args.steps, preset=args.preset, content_layers=args.content_layers,
+                    style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device)
+    if plan is not None:
+        print(f"nstutil: estimate: {plan.summary()}", file=sys.stderr)
 
     def save_snapshots(event: Evaluation) -> None:
         n = event.record.evaluation

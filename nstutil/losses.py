@@ -22,7 +22,9 @@ standard deviation (:func:`mean_std_loss`, lesson 8).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import math
+from time import perf_counter
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -50,15 +52,87 @@ def _check_features(features: torch.Tensor, what: str) -> None:
         raise NSTError(f"{what} has shape {shape}: pass a feature map of shape 1×C×H×W")
 
 
-def _by_convolution(features: torch.Tensor) -> bool:
-    """Whether the Gram products of this feature map go through PyTorch's CPU convolution library (oneDNN).
+# Which way each Gram product is computed here, decided once per process and shape by timing both ways (see
+# _by_convolution): {(product, channels, height, width, channels-last, threads): through the convolution}.
+_PRODUCT_PATHS: Dict[Tuple[object, ...], bool] = {}
+# The timing runs on at most this many positions of the map: enough for a steady rate, cheap at 2048 px.
+_TIMING_POSITIONS = 1 << 15
+_TIMING_ROUNDS = 5
+# The convolution must be clearly faster (1.25×) to be chosen. Near-ties keep the plain product, so that timing noise
+# (a CPU shared with other programs) rarely changes the choice, and with it the float rounding, between processes.
+_CONVOLUTION_MARGIN = 0.8
 
-    On the CPU, oneDNN's kernels ran these products 2-3× faster than the BLAS matrix product here (2-core AMD EPYC:
-    1.1 vs 3.2 ms for a 64-channel 256×256 map). The sums are the same up to float rounding. On GPUs the matrix
-    product stays: cuDNN's convolutions may use TF32, and the Gram matrices must stay full fp32.
+
+def _by_convolution(features: torch.Tensor, product: str) -> bool:
+    """Whether ``product`` ("gram": F Fᵀ, or "apply": F·dG) of this feature map goes through oneDNN's convolution.
+
+    On the CPU, PyTorch's convolution library (oneDNN) and its matrix product (MKL or OpenBLAS) rank differently
+    from one CPU to the next: on a 2-core AMD EPYC with AVX-512, oneDNN ran a 64-channel 256×256 Gram in 1.1 ms
+    against 3.2; on one with AVX2 only it was slower than the matrix product at 256 and 512 channels. So the first
+    product of each shape times both ways (a few milliseconds, on a slice of the map) and the faster one is kept
+    for the rest of the process. Both give the same sums up to float rounding. On GPUs the matrix product stays:
+    cuDNN's convolutions may use TF32, and the Gram matrices must stay full fp32.
     """
-    return (features.device.type == "cpu" and features.dtype == torch.float32 and features.shape[0] == 1
-            and torch.backends.mkldnn.is_available())
+    if not (features.device.type == "cpu" and features.dtype == torch.float32 and features.shape[0] == 1
+            and torch.backends.mkldnn.is_available()):
+        return False
+    key = (product, *features.shape[1:], _is_channels_last(features), torch.get_num_threads())
+    if key not in _PRODUCT_PATHS:
+        _PRODUCT_PATHS[key] = _convolution_is_faster(features, product)
+    return _PRODUCT_PATHS[key]
+
+
+def _convolution_is_faster(features: torch.Tensor, product: str) -> bool:
+    """Time ``product`` both ways, in turns, on the first rows of ``features``; the first turn only warms up."""
+    _, c, h, w = features.shape
+    layout = torch.channels_last if _is_channels_last(features) else torch.contiguous_format
+    sample = features[:, :, :max(1, min(h, _TIMING_POSITIONS // w))].detach().contiguous(memory_format=layout)
+    d_gram = torch.eye(c, dtype=features.dtype).unsqueeze(0)
+    best = {True: math.inf, False: math.inf}
+    with torch.no_grad():
+        for round_ in range(_TIMING_ROUNDS + 1):
+            for by_convolution in (True, False):
+                start = perf_counter()
+                if product == "gram":
+                    _gram_product(sample, by_convolution)
+                else:
+                    _apply_product(sample, d_gram, by_convolution)
+                seconds = perf_counter() - start
+                if round_:
+                    best[by_convolution] = min(best[by_convolution], seconds)
+    return best[True] < _CONVOLUTION_MARGIN * best[False]
+
+
+def _is_channels_last(features: torch.Tensor) -> bool:
+    return features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+
+
+def _gram_product(features: torch.Tensor, by_convolution: bool) -> torch.Tensor:
+    """``F Fᵀ`` per image (B×C×C), unnormalised."""
+    b, c, h, w = features.shape
+    if by_convolution:
+        # F Fᵀ is the weight gradient of a 1×1 convolution whose input and output gradient are both F.
+        weight = features.new_empty(c, c, 1, 1)
+        return torch.ops.aten.convolution_backward(features, features, weight, None, [1, 1], [0, 0], [1, 1], False,
+                                                   [0, 0], 1, [False, True, False])[1].view(1, c, c)
+    if _is_channels_last(features):
+        # Positions × channels is a view of a channels-last map, so no copy is made.
+        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return flat.transpose(1, 2) @ flat
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2)
+
+
+def _apply_product(features: torch.Tensor, d_gram: torch.Tensor, by_convolution: bool) -> torch.Tensor:
+    """``dG·F`` for a symmetric B×C×C ``dG``, shaped and laid out like ``features``."""
+    b, c, h, w = features.shape
+    if by_convolution:
+        # A 1×1 convolution with dG as its weight (dG is symmetric, so which index is the output does not matter).
+        return torch.conv2d(features, d_gram.view(c, c, 1, 1))
+    if _is_channels_last(features):
+        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)       # a view
+        return (flat @ d_gram).view(b, h, w, c).permute(0, 3, 1, 2)    # channels-last layout
+    return (d_gram @ features.reshape(b, c, h * w)).view(b, c, h, w)
 
 
 def _mask_power(mask: torch.Tensor) -> torch.Tensor:
@@ -86,18 +160,9 @@ def gram_matrix(features: torch.Tensor, convention: str = "tutorial",
     _check_convention(convention)
     _check_features(features, "gram_matrix's input")
     b, c, h, w = features.shape
-    if _by_convolution(features) and not (features.requires_grad and torch.is_grad_enabled()):
-        # F Fᵀ is the weight gradient of a 1×1 convolution whose input and output gradient are both F.
-        weight = features.new_empty(c, c, 1, 1)
-        gram = torch.ops.aten.convolution_backward(features, features, weight, None, [1, 1], [0, 0], [1, 1], False,
-                                                   [0, 0], 1, [False, True, False])[1].view(1, c, c)
-    elif features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
-        # Positions × channels is a view of a channels-last map, so no copy is made.
-        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        gram = flat.transpose(1, 2) @ flat
-    else:
-        flat = features.reshape(b, c, h * w)
-        gram = flat @ flat.transpose(1, 2)
+    # The convolution's weight gradient is not differentiable here, so a Gram that takes gradients is a product.
+    by_convolution = not (features.requires_grad and torch.is_grad_enabled()) and _by_convolution(features, "gram")
+    gram = _gram_product(features, by_convolution)
     if convention == "tutorial":
         gram = gram / (c * h * w)
     return gram
@@ -216,8 +281,9 @@ class _StyleLossFunction(torch.autograd.Function):
     The forward is :func:`style_loss`'s own arithmetic (same values). Autograd's backward of ``F Fᵀ`` spends two
     matrix products (one per factor); since ``dL/dG`` is symmetric up to rounding, ``dL/dF = (dG + dGᵀ) F / norm``
     needs one. On the tutorial's layers (64-channel full-resolution maps) the Gram products are a quarter of the work
-    of an evaluation, so this saves about a tenth of it. On the CPU both products run as convolutions (see
-    :func:`_by_convolution`); elsewhere channels-last maps are used as ``positions × channels`` views, without copies.
+    of an evaluation, so this saves about a tenth of it. On the CPU each product runs as a convolution or a matrix
+    product, whichever is faster there (see :func:`_by_convolution`); matrix products use channels-last maps as
+    ``positions × channels`` views, without copies.
     """
 
     @staticmethod
@@ -242,18 +308,8 @@ class _StyleLossFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_loss):
         generated, diff = ctx.saved_tensors
-        b, c, h, w = generated.shape
         d_gram = diff * (grad_loss * ctx.scale_norm)
         d_gram = d_gram + d_gram.transpose(1, 2)
-        if _by_convolution(generated):
-            # F·dG as a 1×1 convolution with dG as its weight (dG is symmetric, so the transpose does not matter).
-            d_generated = torch.conv2d(generated, d_gram.view(c, c, 1, 1))
-        elif generated.is_contiguous(memory_format=torch.channels_last) and not generated.is_contiguous():
-            flat = generated.permute(0, 2, 3, 1).reshape(b, h * w, c)       # a view
-            d_flat = flat @ d_gram                                           # (b, hw, c): channels-last layout
-            d_generated = d_flat.view(b, h, w, c).permute(0, 3, 1, 2)
-        else:
-            flat = generated.reshape(b, c, h * w)
-            d_generated = (d_gram @ flat).view(b, c, h, w)
+        d_generated = _apply_product(generated, d_gram, _by_convolution(generated, "apply"))
         return d_generated, None, None
 

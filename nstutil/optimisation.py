@@ -1,15 +1,17 @@
 r"""How the loss is minimised: L-BFGS (or Adam) over the pixels of the generated image.
 
 Introduced in lesson 5 (Optimisation). The optimiser changes a variable :math:`z` of the image's shape, and the image
-is :math:`z` *reflected* into the box :math:`[0, 1]`:
+is a sigmoid of :math:`z` stretched a margin :math:`\varepsilon = 1/255` past each end of :math:`[0, 1]`:
 
-.. math:: x = 1 - \lvert 1 - (z \bmod 2) \rvert
+.. math:: x = (1 + 2\varepsilon)\,\sigma(z) - \varepsilon, \qquad
+          z_0 = \operatorname{logit}\!\Big(\frac{x_0 + \varepsilon}{1 + 2\varepsilon}\Big)
 
-Inside the box :math:`x = z`: the optimiser works on the pixels themselves, its first evaluation is exactly the
-starting image (a photo's pure black and white pixels included), and every pixel moves as freely as any other. A
-step that would push a pixel past 0 or 1 folds it back inside instead, so every image the network sees is a valid
-picture and nothing is clamped behind the optimiser's back (the PyTorch tutorial's in-closure clamp makes its loss
-jump). (Until 2026-11 nstutil used :math:`x = \sigma(z)`, which can never reach 0 or 1 and slows pixels near them.)
+so every image the network sees is a picture (no clamp behind the optimiser's back, which makes the PyTorch tutorial's
+loss jump), and the start :math:`x_0` is reached to float rounding — a photo's pure black and white pixels included,
+so the first evaluation is the tutorial's loss at the start image. A plain sigmoid (nstutil until 2026-11) cannot
+reach 0 or 1 and had to move the start 1/255 inside; folding :math:`z` back into the box by reflection is exact but
+reached a given loss up to 3x later on some photos (``benchmarks/bench_parametrisation.py``). Images handed back
+(``Outcome``, ``Evaluation``, intermediates) are clamped to :math:`[0, 1]`.
 
 ``steps`` counts **loss evaluations** (one forward and one backward pass each), exactly. The PyTorch tutorial's
 ``num_steps=300`` loop runs 16 ``LBFGS.step`` calls of 20 iterations, i.e. 320 evaluations.
@@ -26,10 +28,10 @@ import torch
 
 from .objective import LossRecord, Objective
 
-__all__ = ["OPTIMIZERS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "reflect", "variable_for"]
+__all__ = ["OPTIMIZERS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "MARGIN", "squash", "variable_for"]
 
 OPTIMIZERS: Tuple[str, ...] = ("lbfgs", "adam")
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.05}
 # Curvature pairs L-BFGS keeps. The tutorial's default is 100; 20 costs 5x less bookkeeping per step and reached
 # the same losses in the benchmarks.
 LBFGS_HISTORY = 20
@@ -37,16 +39,18 @@ LBFGS_HISTORY = 20
 Presenter = Callable[[torch.Tensor], torch.Tensor]
 
 
-def reflect(z: torch.Tensor) -> torch.Tensor:
-    """``z`` folded into [0, 1] by reflection at 0 and 1 (the identity inside). Introduced in lesson 5."""
-    folded = torch.remainder(z, 2.0)
-    # torch.where, not abs(): the gradient is +1 or -1 everywhere, also exactly at 0 and 1 (abs' gradient there is 0).
-    return torch.where(folded <= 1.0, folded, 2.0 - folded)
+# How far past 0 and 1 the image may go, so that 0 and 1 themselves are reached at a finite z.
+MARGIN = 1.0 / 255.0
+
+
+def squash(z: torch.Tensor) -> torch.Tensor:
+    """The image for the optimised variable ``z``: a sigmoid stretched to (-MARGIN, 1 + MARGIN). Lesson 5."""
+    return torch.sigmoid(z) * (1.0 + 2.0 * MARGIN) - MARGIN
 
 
 def variable_for(image: torch.Tensor) -> torch.Tensor:
-    """The variable ``z`` the optimiser starts from so that ``reflect(z)`` is ``image`` (clamped to [0, 1])."""
-    return image.clamp(0.0, 1.0)
+    """The variable ``z`` the optimiser starts from so that ``squash(z)`` is ``image`` (clamped to [0, 1])."""
+    return torch.logit((image.clamp(0.0, 1.0) + MARGIN) / (1.0 + 2.0 * MARGIN))
 
 
 class Evaluation:
@@ -142,7 +146,8 @@ class Minimiser:
         device = objective.device
         torch.backends.cudnn.benchmark = device.type == "cuda"
         # Contiguous whatever the input's strides (a permuted HWC array, say): L-BFGS flattens z.grad with .view().
-        z = variable_for(start.detach().to(device, torch.float32)).contiguous().requires_grad_(True)
+        start = start.detach().to(device, torch.float32).clamp(0.0, 1.0)
+        z = variable_for(start).contiguous().requires_grad_(True)
         if self.optimizer == "lbfgs":
             # No tolerances: the run ends after exactly `steps` evaluations, not when L-BFGS thinks it converged.
             opt = torch.optim.LBFGS([z], lr=self.lr, max_iter=steps, max_eval=steps, history_size=LBFGS_HISTORY,
@@ -152,14 +157,14 @@ class Minimiser:
         if self._t0 is None:
             self._t0 = time.perf_counter()
         first = len(self.history)
-        best = {"loss": math.inf, "image": z.detach().clone(), "evaluation": -1}
+        best = {"loss": math.inf, "image": start.clone(), "evaluation": -1}
 
         def closure() -> torch.Tensor:
             n = len(self.history)
             if n - first >= steps:
                 raise _Stop("completed")
             opt.zero_grad(set_to_none=True)
-            image = reflect(z)
+            image = squash(z)
             total, values = objective.loss(image)
             total.backward()
             record = objective.record(values.tolist(), n, time.perf_counter() - self._t0, scale)
@@ -167,15 +172,16 @@ class Minimiser:
             self._bar.update(1)
             if not math.isfinite(record.total):
                 raise _Stop("nonfinite")
+            picture = image.detach().clamp(0.0, 1.0)
             if record.total < best["loss"]:
-                best.update(loss=record.total, image=image.detach().clone(), evaluation=n)
+                best.update(loss=record.total, image=picture, evaluation=n)
             if self.intermediate_every and n % self.intermediate_every == 0:
-                shown = image.detach() if present is None else present(image.detach())
+                shown = picture if present is None else present(picture)
                 self.intermediates.append((n, shown.to("cpu", copy=True)))
             if n % 10 == 0:
                 self._bar.set_postfix_str(f"loss {record.total:.4g}", refresh=False)
             if self.callback is not None and self.callback(
-                    Evaluation(record, self.history, self.total_steps, image, best["image"], present)):
+                    Evaluation(record, self.history, self.total_steps, picture, best["image"], present)):
                 raise _Stop("callback")
             return total
 
