@@ -319,12 +319,37 @@ def test_refused_settings_end_with_a_message_not_a_traceback(panel):
     assert not panel.run_button.disabled and panel.stop_button.disabled and not panel.running
 
 
-def test_playground_shares_one_configuration(model):
+def test_playground_shares_one_configuration(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     box = W.playground("gatys", model=model, size=SIZE, steps=2)
     assert box.children == (box.chooser, box.panel)
     box.chooser.set_layer("conv1_1", style=True)
     assert "conv1_1" in box.panel.config()["style_layers"]
     assert box.panel.run(wait=True).stop_reason == "completed"
+
+
+def test_playground_starts_every_preset_from_the_photo(model, tmp_path, monkeypatch):
+    """Issue 13.5: gatys starts from noise in its paper, and 100 evaluations from noise still look like noise; the
+    playground starts every preset from the content image (the rest of the recipe exact) and says so."""
+    monkeypatch.chdir(tmp_path)
+    box = W.playground("tutorial", model=model, size=SIZE, steps=2)
+    chooser = box.chooser
+    for name in nstutil.PRESETS:
+        chooser.preset.value = name
+        assert chooser.config()["init"] == "content" and not chooser.modified
+        assert "init='content'" in chooser.call_code()
+        noted = "nst-start-note" in chooser.preset_info.value
+        assert noted == (nstutil.PRESETS[name].init != "content"), name
+    chooser.preset.value = "gatys"
+    assert "its source starts from noise" in chooser.preset_info.value
+    result = box.panel.run(wait=True)
+    # The run starts from the photo (to float rounding: its content loss is nil).
+    assert result.settings["init"] == "content" and result.history[0].content < 1e-9
+    # The recipe's own start is one choice away.
+    chooser.init.value = "noise"
+    assert chooser.modified and box.panel.config()["init"] == "noise"
+    # Lesson 5's chooser (no pinned start) still applies each preset's own start.
+    assert W.LayerChooser("gatys").config()["init"] == "noise"
 
 
 # ------------------------------------------------------------------------------------------------ explorer

@@ -1,5 +1,5 @@
 """The layer chooser: every VGG19 layer as a content and/or style layer, the weights, the presets, and the
-resulting ``nstutil.style_transfer(...)`` call to paste (lessons 5 and 7)."""
+resulting ``nstutil.style_transfer(...)`` call to paste (lesson 5 and the playground, lesson 9)."""
 
 from __future__ import annotations
 
@@ -43,9 +43,13 @@ class LayerChooser(widgets.VBox):
     ``chooser.config()`` is the dict of keyword arguments for :func:`nstutil.style_transfer`; the code box shows
     the same as a call to paste. ``chooser.content_boxes[name]`` / ``style_boxes[name]`` are the checkboxes and
     ``content_weights[name]`` / ``style_weights[name]`` the weight fields, keyed by paper layer name.
+
+    ``start``: a start image that every preset keeps (the playground's ``"content"``, so that a short run shows
+    the photo changing); ``None`` (lesson 5): each preset sets its own, as its source does.
     """
 
-    def __init__(self, preset: str = "tutorial", *, presets: Optional[dict] = None) -> None:
+    def __init__(self, preset: str = "tutorial", *, presets: Optional[dict] = None,
+                 start: Optional[str] = None) -> None:
         self._presets = dict(presets) if presets is not None else dict(PRESETS)
         if preset not in self._presets:
             raise NSTError(f"unknown preset {preset!r}: use one of {', '.join(self._presets)}")
@@ -53,6 +57,7 @@ class LayerChooser(widgets.VBox):
         self._updating = False
         self._call_context: Dict[str, object] = {}
         self._applied: Optional[dict] = None
+        self.start = start
 
         self._build_recipe_controls(preset)
         self.blocks = self._build_layer_table()
@@ -99,6 +104,11 @@ class LayerChooser(widgets.VBox):
                                            description="Convention", layout=widgets.Layout(width="260px"))
         self.init = widgets.Dropdown(options=self._choices("init", INIT_CHOICES), description="Start from",
                                      layout=widgets.Layout(width="260px"))
+        self.init.add_class("nst-init")
+        if self.start is not None:
+            if self.start not in self.init.options:
+                raise NSTError(f"start {self.start!r} is not known: use one of {', '.join(self.init.options)}")
+            self.init.value = self.start
         # Exact numbers beside logarithmic sliders: a preset's α and β are its own, not the slider's nearest step.
         self.content_weight = WeightSlider(1.0, description="α (content)", min_exponent=-4, max_exponent=4,
                                            css_class="nst-alpha")
@@ -167,14 +177,24 @@ class LayerChooser(widgets.VBox):
             self.tv_weight.value = float(p.tv_weight or 0.0)
             if getattr(p, "convention", None) in self.convention.options:
                 self.convention.value = p.convention
-            if getattr(p, "init", None) in self.init.options:
+            if self.start is None and getattr(p, "init", None) in self.init.options:
                 self.init.value = p.init
             self._open_block(content, style)
         finally:
             self._updating = False
-        self.preset_info.value = f"<i>{html.escape(getattr(p, 'description', ''))}</i>"
+        self.preset_info.value = f"<i>{html.escape(getattr(p, 'description', ''))}</i>" + self._start_note(p)
         self._applied = self.config()
         self._refresh()
+
+    def _start_note(self, p) -> str:
+        """When the start is pinned and the preset's source starts elsewhere: say so, and why."""
+        own = getattr(p, "init", None)
+        if self.start is None or own is None or own == self.start:
+            return ""
+        return (f"<br><span class='nst-start-note' style='color:#6b4e00'>Here it starts from the {self.start} "
+                f"image (<b>Start from</b>), so that a short run visibly changes the photo; its source starts from "
+                f"{html.escape(own)}, where the picture has to emerge out of it, which takes far more evaluations. "
+                f"Choose <b>{html.escape(own)}</b> to run the recipe exactly.</span>")
 
     def _open_block(self, content: Dict[str, float], style: Dict[str, float]) -> None:
         """Open the block of the content layer, where the first change is usually made."""

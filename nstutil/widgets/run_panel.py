@@ -1,5 +1,5 @@
 """The run panel: Run, Stop, Save, progress, live preview, live loss plot and evaluations per second, around
-:func:`nstutil.style_transfer` (lessons 5 and 7)."""
+:func:`nstutil.style_transfer` (lesson 5 and the playground, lesson 9)."""
 
 from __future__ import annotations
 
