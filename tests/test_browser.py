@@ -3,8 +3,8 @@
 Starts JupyterLab on 127.0.0.1 with a token, serving a temporary copy of notebooks/09_playground.ipynb; opens it,
 runs all cells, checks that a preset's α and β survive the rendered sliders, ticks a style layer, presses Run, waits
 until the live preview and the loss plot have changed, presses Stop, checks the run stopped, presses Save twice
-(the second file is numbered), uploads a style image through the file chooser, and saves screenshots that must not
-be blank.
+(the second file is numbered), uploads a style image through the file chooser, opens the controls, makes one short
+run with a second style, the photo's colours and two sizes, and saves screenshots that must not be blank.
 
 Runs as part of plain ``pytest`` when /usr/bin/chromium and playwright are installed; skipped with the reason
 otherwise. Set NSTUTIL_BROWSER_ARTIFACTS=DIR to keep the screenshots.
@@ -85,6 +85,7 @@ def test_playground_in_jupyterlab(tmp_path):
 
             # The widgets rendered, with the blocking run's result in them.
             page.wait_for_selector(".nst-run-panel .nst-status:has-text('finished')")
+            page.screenshot(path=str(shots / "after_run_all.png"), full_page=False)
             assert "RANDOM" in page.locator(".nst-run-panel").text_content()
             code = page.locator(".nst-code").text_content()
             assert "'conv1_1': 1" in code and "'relu2_1'" not in code
@@ -97,6 +98,11 @@ def test_playground_in_jupyterlab(tmp_path):
             assert "content_weight=10, style_weight=40," in code, code
             assert "changed from the preset" not in page.locator(".nst-chooser").text_content()
             assert page.locator(".nst-beta-value input").input_value() == "40"
+            # Gatys starts from the photo here (issue 13.5), and the chooser says why.
+            _shown(page, ".nst-preset select").select_option("gatys")
+            page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes('preset=\\'gatys')")
+            assert "init='content'" in page.locator(".nst-code").text_content()
+            assert "its source starts from noise" in page.locator(".nst-start-note").text_content()
             _shown(page, ".nst-preset select").select_option("tutorial")
             page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes('preset=\\'tutorial')")
 
@@ -146,11 +152,23 @@ def test_playground_in_jupyterlab(tmp_path):
             assert (root / "uploads" / "my_style.png").exists()
 
             # The controls of lesson 8 open under their title; a second style goes into the call as a list.
-            _shown(page, ".nst-run-panel .lm-AccordionPanel .jp-Collapse-header, .nst-run-panel .widget-accordion "
-                         ".p-Collapse-header, .nst-run-panel .jupyter-widget-Collapse-header").first.click()
+            _shown(page, ".nst-controls-section .jupyter-widget-Collapse-header").click(timeout=ACTION_MS)
             _shown(page, ".nst-second-style input[type=checkbox]").check(timeout=ACTION_MS)
             page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes('# style images')")
             assert "style_blend=[0.5, 0.5]" in page.locator(".nst-code").text_content()
+            # One short run with colours kept and two sizes: the call shows both, the bar counts both sizes.
+            _shown(page, ".nst-colours select").select_option(index=1)  # luminance
+            _shown(page, ".nst-coarse-to-fine select").select_option(index=1)  # 2 sizes
+            steps.fill("6", timeout=ACTION_MS)
+            steps.press("Enter", timeout=ACTION_MS)
+            page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes('scales=[24, 48]')")
+            code = page.locator(".nst-code").text_content()
+            assert "preserve_colors='luminance'" in code and "steps=6" in code, code
+            _shown(page, "button.nst-run").click(timeout=ACTION_MS)
+            page.wait_for_selector(".nst-status:has-text('finished after 12 evaluations')")
+            assert "12 / 12" in page.locator(".nst-progress").text_content()
+            _shown(page, ".nst-controls-section")
+            page.screenshot(path=str(shots / "controls_run.png"), full_page=False)
 
             _shown(page, ".nst-run-panel")
             shot = shots / "stopped.png"

@@ -111,6 +111,10 @@ class RunPanel(widgets.VBox):
                                  message_widget=self.message, upload_dir=upload_dir)
         self._build_settings(size, steps, optimizer)
         self.controls = ControlsBox(second_style=second_style, message_widget=self.message, upload_dir=upload_dir)
+        self.controls_section = widgets.Accordion(
+            [self.controls], selected_index=None,
+            titles=("Controls (lesson 8): colours, style scale, a second style, coarse-to-fine",))
+        self.controls_section.add_class("nst-controls-section")
         self._build_run_controls(output)
         self._connect()
         self._show_images_start()
@@ -119,8 +123,7 @@ class RunPanel(widgets.VBox):
             self.weights_note,
             widgets.HBox([self.content, self.style]),
             widgets.HBox([self.size, self.steps, self.optimizer]),
-            widgets.Accordion([self.controls], selected_index=None,
-                              titles=("Controls (lesson 8): colours, style scale, a second style, coarse-to-fine",)),
+            self.controls_section,
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status,
             widgets.HBox([widgets.VBox([self.preview_title, self.preview]),
