@@ -171,7 +171,8 @@ def _snapshot_path(output: Path, evaluation: int) -> Path:
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
-    return f"nstutil: warning: {message}\n"
+    # A warning written for notebooks in short lines (WeightsWarning) is still one line on the command line.
+    return f"nstutil: warning: {' '.join(str(message).split())}\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
