@@ -397,3 +397,31 @@ def test_main_in_process(tmp_path, capsys, monkeypatch):
     assert main(["--content", str(content), "--style", str(content), "-o", str(tmp_path / "o.png"), "--size",
                  "32", "--steps", "2", "-q"]) == 0
     assert (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("argv, scales, steps", [
+    ([], [128], [150, 150]),                                   # the main job: coarse to fine from half the size
+    (["--size", "512"], [256], [150, 150]),
+    (["--size", "128"], None, 300),                            # small sizes keep one scale
+    (["--steps", "300"], None, 300),                           # --steps alone: one scale, as before
+    (["--scales", "64,128"], [64, 128], 300),                  # --scales alone: 300 at each
+    (["--scales", "128", "--steps", "20,10"], [128], [20, 10]),
+])
+def test_default_plan_reaches_style_transfer(tmp_path, monkeypatch, argv, scales, steps):
+    """Without --steps the command line goes coarse to fine (issue 12: the main job in under a minute); the plan
+    is what style_transfer and the estimate are given."""
+    from nstutil import cli
+
+    seen = {}
+
+    def fake_plan_run(content, size, steps, **kwargs):
+        seen["estimate"] = (kwargs["scales"], steps)
+
+    def fake_style_transfer(content, style, **kwargs):
+        seen["run"] = (kwargs["scales"], kwargs["steps"])
+        raise nstutil.NSTError("stop here")
+
+    monkeypatch.setattr(cli, "plan_run", fake_plan_run)
+    monkeypatch.setattr(cli, "style_transfer", fake_style_transfer)
+    assert cli.main(["-o", str(tmp_path / "o.png"), "-q", *argv]) == 2
+    assert seen == {"estimate": (scales, steps), "run": (scales, steps)}
