@@ -76,3 +76,9 @@ def smooth_image(height: int, width: int, seed: int = 0, low: float = 0.05, high
 def make_image():
     """``make_image(h, w, seed=0)`` → a seeded 1×3×H×W image in [0.05, 0.95]."""
     return smooth_image
+
+
+@pytest.fixture(scope="session")
+def model(vgg):
+    """The shared random-weights VGG19, under the name the widgets take it by (``model=``)."""
+    return vgg

@@ -22,11 +22,6 @@ from nstutil import widgets as W
 SIZE = 32
 
 
-@pytest.fixture(scope="module")
-def model():
-    return nstutil.load_vgg19("random")
-
-
 @pytest.fixture()
 def panel(model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # uploads/ and outputs/ are made in the working folder, as next to a notebook

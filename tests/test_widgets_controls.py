@@ -18,11 +18,6 @@ from nstutil.widgets.controls import scales_for
 SIZE = 48
 
 
-@pytest.fixture(scope="module")
-def model():
-    return nstutil.load_vgg19("random")
-
-
 @pytest.fixture()
 def panel(model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -20,11 +20,6 @@ from nstutil import widgets as W
 SIZE = 32
 
 
-@pytest.fixture(scope="module")
-def model():
-    return nstutil.load_vgg19("random")
-
-
 @pytest.fixture()
 def folder(tmp_path, monkeypatch):
     work = tmp_path / "notebooks"
