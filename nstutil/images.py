@@ -31,8 +31,11 @@ __all__ = [
     "show_images",
 ]
 
-# The repository's images/ folder: nstutil is installed editable from the repository (requirements.txt).
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+# An installed wheel (or `pip install .`) carries the bundled images inside the package (pyproject.toml maps the
+# repository's images/ folder to nstutil/bundled_images); a checkout, editable install or PYTHONPATH uses the
+# repository's images/ folder itself.
+_PACKAGED_IMAGES = Path(__file__).resolve().parent / "bundled_images"
+IMAGES_DIR = _PACKAGED_IMAGES if _PACKAGED_IMAGES.is_dir() else Path(__file__).resolve().parent.parent / "images"
 DEFAULT_CONTENT = IMAGES_DIR / "chelsea.png"
 DEFAULT_STYLE = IMAGES_DIR / "mosaic.png"
 # Larger pictures are refused before they are decoded: 40 megapixels is already ~0.5 GB as float tensors.
