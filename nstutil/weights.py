@@ -23,7 +23,6 @@ import hashlib
 import math
 import os
 import sys
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 
 from . import __version__
 from .errors import NSTError
+from .images import write_atomically
 from .vgg import (CAFFE_URL, WEIGHTS_FILE_FORMAT, VGGFeatures, _INFO_KEY, _imagenet_url, _load_weights,
                   _make_features, _read_weights_file)
 
@@ -160,25 +160,9 @@ def export_weights(out: Union[str, os.PathLike], source: Union[str, os.PathLike]
             "input_convention": convention, "dtype": "float16", "tensors_sha256": _tensors_digest(state),
             "nstutil_version": __version__, **extra}
     state._metadata = OrderedDict({_INFO_KEY: info})  # type: ignore[attr-defined]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
-    except OSError as exc:
-        raise NSTError(f"output {str(out)!r} cannot be written ({exc.strerror or exc}): choose a writable folder") \
-            from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            # Saved through a stream, the archive's inner folder is named "archive", not after the file, so the
-            # bytes (and the SHA-256) do not depend on the output's name.
-            torch.save(state, stream)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, out)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise NSTError(f"output {str(out)!r} cannot be written ({exc.strerror or exc}): choose a writable "
-                           f"folder") from None
-        raise
+    # Saved through a stream, the archive's inner folder is named "archive", not after the file, so the bytes (and
+    # the SHA-256) do not depend on the output's name.
+    write_atomically(out, lambda stream: torch.save(state, stream))
     return verify_weights(out)
 
 
