@@ -243,6 +243,6 @@ def test_float16_effect_is_small_on_random_weights(monkeypatch):
 
     effect = float16_effect("random:0", size=32, steps=3, presets=("tutorial",))
     assert set(effect) == {"gram relu1_1", "gram relu2_1", "gram relu3_1", "gram relu4_1", "gram relu5_1",
-                           "loss tutorial", "pixels tutorial"}
+                           "loss tutorial", "pixels mean tutorial", "pixels max tutorial"}
     assert all(0 < effect[f"gram relu{k}_1"] < 1e-2 for k in range(1, 6))
     assert effect["loss tutorial"] < 1e-2
