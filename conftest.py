@@ -1,16 +1,18 @@
 """Test-session defaults shared by the unit tests and the notebooks run under nbval.
 
-The notebooks read three environment variables (the widgets read the same ones):
+The notebooks read three environment variables (the widgets read the same ones); a lesson opened in class has none
+of them set and works at 256 px with 300 evaluations per run and the best weights it can find:
 
 - ``NSTUTIL_WEIGHTS`` -- which VGG19 weights ``nstutil.load_vgg19()`` loads; ``random`` (seeded, no download) here.
 - ``NSTUTIL_SIZE``    -- the image size in pixels (longer side) a lesson works at; 256 in class, 64 here.
 - ``NSTUTIL_STEPS``   -- how many loss evaluations a lesson's runs take; 300 in class, 20 here.
-- ``MPLBACKEND``      -- ``Agg`` here (see below).
+- ``MPLBACKEND``      -- ``Agg`` here: figures are drawn but not rendered to PNG (images are never compared).
 
-They are only defaults (``os.environ.setdefault``): a value already set wins, e.g. ``NSTUTIL_SIZE=128 pytest``, but
-then the stored outputs that depend on the size (marked ``# NBVAL_CHECK_OUTPUT``) will no longer match. The kernels
-nbval starts inherit this process's environment. ``notebooks/refresh.py`` imports ``NOTEBOOK_ENV`` from here so that
-stored outputs are produced with exactly the settings they are compared under.
+They are only defaults (``os.environ.setdefault``): a value already set wins, e.g. ``NSTUTIL_SIZE=128 pytest``.
+Only the cells tagged ``nbval-check-output`` are compared, and those print facts that do not depend on these
+settings, so the notebook tests pass under any of them (at 64 px they are quickest). The kernels nbval starts
+inherit this process's environment. ``notebooks/refresh.py`` imports ``NOTEBOOK_ENV`` from here so that stored
+outputs are produced with exactly the settings they are compared under.
 """
 
 from __future__ import annotations
@@ -22,14 +24,11 @@ NOTEBOOK_ENV = {
     "NSTUTIL_WEIGHTS": "random",
     "NSTUTIL_SIZE": "64",
     "NSTUTIL_STEPS": "20",
+    "MPLBACKEND": "Agg",
 }
 
 for _name, _value in NOTEBOOK_ENV.items():
     os.environ.setdefault(_name, _value)
-# Under test, figures are drawn but not rendered to PNG (images are never compared, and it saves time); the same in
-# every run, whether or not tests/ is collected too. refresh.py leaves this out, so stored notebooks keep their
-# figures (Jupyter's inline backend).
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_configure(config):

@@ -1,15 +1,18 @@
-"""Re-run lessons and store their outputs, in the settings the tests compare them under.
+"""Re-run lessons and store their checked outputs, in the settings the tests compare them under.
 
     python notebooks/refresh.py                       # every notebooks/*.ipynb
     python notebooks/refresh.py 03_gram_matrices      # just these (name, file name or path)
 
-Run it after an intended change to nstutil or to a lesson, look at ``git diff notebooks/`` (the cells marked
-``# NBVAL_CHECK_OUTPUT`` are the ones the tests compare), then commit. Each notebook is executed top to bottom in
-a fresh ``python3`` kernel whose working directory is ``notebooks/`` (as when opened in JupyterLab), with the
-test settings from the repository's ``conftest.py`` forced on (``NSTUTIL_WEIGHTS=random``, ``NSTUTIL_SIZE``,
-``NSTUTIL_STEPS``): outputs stored with other settings would not compare. A notebook that raises is not written.
-Widget state is never stored. The playground keeps only its checked outputs: its other cells show live widgets and
-pictures drawn with random weights, which a reader of the stored notebook should not mistake for results.
+Run it after an intended change to nstutil or to a lesson, look at ``git diff notebooks/``, then commit. Each
+notebook is executed top to bottom in a fresh ``python3`` kernel whose working directory is ``notebooks/`` (as when
+opened in JupyterLab), with the test settings from the repository's ``conftest.py`` forced on (``NSTUTIL_WEIGHTS``,
+``NSTUTIL_SIZE``, ``NSTUTIL_STEPS``, ``MPLBACKEND``): outputs stored with other settings would not compare. A
+notebook that raises is not written.
+
+Only the cells tagged ``nbval-check-output`` keep their outputs; those are the ones the tests compare, and they
+print facts that do not depend on the settings (seeded tensors, fixed sizes, booleans). Every other cell is stored
+without outputs, so that a lesson opened fresh never shows the small test settings (64 px, random weights) as if
+they were the class's. Widget state is never stored.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ from nbclient.exceptions import CellExecutionError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-CHECKED_OUTPUTS_ONLY = {"07_playground.ipynb"}
+CHECK_TAG = "nbval-check-output"  # nbval compares these cells' outputs under --nbval-lax
 
 
 def _test_env() -> dict:
@@ -58,8 +60,7 @@ def refresh(path: Path, timeout: int) -> None:
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
-        if (path.name in CHECKED_OUTPUTS_ONLY and cell.cell_type == "code"
-                and not cell.source.lstrip().startswith(CHECK_MARK)):
+        if cell.cell_type == "code" and CHECK_TAG not in cell.metadata.get("tags", []):
             cell.outputs = []
             cell.execution_count = None
     nbformat.validate(nb)
@@ -72,7 +73,6 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     args = parser.parse_args(argv)
     os.environ.update(_test_env())
-    os.environ.pop("MPLBACKEND", None)  # Jupyter's inline backend, so that the figures are stored
     paths = [_find(n) for n in args.notebooks] or sorted(HERE.glob("*.ipynb"))
     settings = ", ".join(f"{k}={v}" for k, v in _test_env().items())
     print(f"refreshing {len(paths)} notebook(s) with {settings}")

@@ -11,11 +11,14 @@ import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from .colour import PRESERVE_COLORS
 from .errors import NSTError
+from .estimate import plan_run
 from .images import DEFAULT_CONTENT, DEFAULT_STYLE, check_writable, image_path, save_image
-from .losses import CONVENTIONS
-from .presets import PRESETS
-from .transfer import INIT_CHOICES, OPTIMIZERS, Evaluation, style_transfer
+from .losses import CONVENTIONS, STYLE_STATISTICS
+from .presets import INIT_CHOICES, PRESETS
+from .optimisation import DEFAULT_LR
+from .transfer import OPTIMIZERS, Evaluation, style_transfer
 
 __all__ = ["main", "build_parser", "parse_layers"]
 
@@ -25,6 +28,10 @@ examples:
   nstutil --content me.jpg --style starry.jpg -o me-starry.png --size 384
   nstutil --preset gatys --steps 500 --save-every 100
   nstutil --style-layers relu1_1,relu2_1,relu3_1:0.5 --style-weight 1e5
+  nstutil --style mosaic,waves --style-blend 3,1                 two styles, three parts mosaic
+  nstutil --style mosaic,waves --style-masks left.png,right.png  one style per region
+  nstutil --preserve-colors luminance --style-scale 0.5          the photo's colours, finer strokes
+  nstutil --size 512 --scales 128,256 --steps 200,100,50         coarse-to-fine: 128, 256 then 512 px
   NSTUTIL_WEIGHTS=random nstutil --steps 20   offline smoke test with untrained weights
 
 layers may be named as in the paper (relu4_2) or as in the PyTorch tutorial (conv_4 = conv2_2).
@@ -45,6 +52,24 @@ def parse_layers(text: str) -> Dict[str, float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"layer weight {weight!r} in {item!r} is not a number") from None
     return layers
+
+
+def _number_list(kind):
+    """An argparse type: comma-separated numbers of ``kind`` (``"3,1"`` -> ``[3.0, 1.0]``)."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    return parse
+
+
+def _steps(text: str):
+    """``--steps``: one whole number, or one per scale (``"200,100,50"``)."""
+    counts = [_positive_int(part) for part in text.split(",") if part.strip()]
+    if not counts:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return counts[0] if len(counts) == 1 else counts
 
 
 def _positive_int(text: str) -> int:
@@ -70,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     io = parser.add_argument_group("images")
     io.add_argument("-c", "--content", default=str(DEFAULT_CONTENT), metavar="IMAGE",
                     help="content image: a path or a bundled name such as 'astronaut' (default: %(default)s)")
-    io.add_argument("-s", "--style", default=str(DEFAULT_STYLE), metavar="IMAGE",
-                    help="style image: a path or a bundled name such as 'waves' (default: %(default)s)")
+    io.add_argument("-s", "--style", default=str(DEFAULT_STYLE), metavar="IMAGE[,IMAGE...]",
+                    help="style image(s): paths or bundled names such as 'waves', comma-separated for several "
+                         "(default: %(default)s)")
     io.add_argument("-o", "--output", metavar="FILE",
                     help="where to write the result (.png, .jpg); default: CONTENT-STYLE.png in the current "
                          "folder, never overwriting an existing file")
@@ -79,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="longer side of the content image and the result, in pixels (default: %(default)s)")
     io.add_argument("--style-size", type=_positive_int, metavar="PX",
                     help="longer side of the style image (default: the same as --size)")
+    io.add_argument("--init-image", metavar="IMAGE", help="start from this picture (resized to the content's size)")
     io.add_argument("--save-every", type=_positive_int, metavar="N",
                     help="also write the image every N evaluations, as OUTPUT-NNNN.png")
 
@@ -94,13 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--tv-weight", type=float, metavar="GAMMA", help="weight of the total-variation loss")
     recipe.add_argument("--convention", choices=CONVENTIONS, help="which normalisation of the losses")
     recipe.add_argument("--init", choices=INIT_CHOICES, help="starting image")
+    recipe.add_argument("--style-statistic", choices=STYLE_STATISTICS,
+                        help="what the style loss compares: Gram matrices (gram) or each channel's mean and "
+                             "standard deviation (mean_std)")
+
+    control = parser.add_argument_group("controls (Gatys et al. 2017; jcjohnson/neural-style)")
+    control.add_argument("--style-blend", type=_number_list(float), metavar="W,W,...",
+                         help="one weight per style image (default: equal); normalised to sum 1")
+    control.add_argument("--style-masks", metavar="MASK,MASK,...",
+                         help="one mask picture per style image over the content image: white = this style")
+    control.add_argument("--style-scale", type=float, metavar="S",
+                         help="style image size relative to the content (0.5: finer strokes; default 1)")
+    control.add_argument("--preserve-colors", choices=PRESERVE_COLORS,
+                         help="keep the content's colours: luminance-only transfer, or the style's colours "
+                              "matched to the content's first (histogram)")
+    control.add_argument("--scales", type=_number_list(int), metavar="PX,PX,...",
+                         help="coarse-to-fine: optimise at these sizes first (increasing; --size is added last)")
 
     run = parser.add_argument_group("optimisation")
-    run.add_argument("--steps", type=_positive_int, default=300, metavar="N",
-                     help="loss evaluations, each one forward and one backward pass (default: %(default)s; the "
-                          "PyTorch tutorial's '300 steps' are 320 evaluations)")
+    run.add_argument("--steps", type=_steps, default=300, metavar="N[,N...]",
+                     help="loss evaluations, each one forward and one backward pass; with --scales one number "
+                          "per scale, or one for each (default: %(default)s; the PyTorch tutorial's '300 steps' "
+                          "are 320 evaluations)")
     run.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs", help="(default: %(default)s)")
-    run.add_argument("--lr", type=float, help="learning rate (default: 1 for L-BFGS, 0.05 for Adam)")
+    run.add_argument("--lr", type=float, help=f"learning rate (default: {DEFAULT_LR['lbfgs']:g} for L-BFGS, {DEFAULT_LR['adam']:g} for Adam)")
     run.add_argument("--seed", type=int, default=0, help="seed for the noise of --init noise/blend "
                                                           "(default: %(default)s)")
     run.add_argument("--weights", metavar="WHICH",
@@ -112,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_output(content: Path, style: Path) -> Path:
-    stem = f"{content.stem}-{style.stem}"
+def _default_output(content: Path, styles: Sequence[Path]) -> Path:
+    stem = f"{content.stem}-{'+'.join(style.stem for style in styles)}"
     candidate = Path(f"{stem}.png")
     k = 1
     while candidate.exists():
@@ -151,11 +195,25 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not math.isfinite(value):
             raise NSTError(f"--{name.replace('_', '-')} is {value}: give a finite number")
+    if args.style_scale is not None and not math.isfinite(args.style_scale):
+        raise NSTError(f"--style-scale is {args.style_scale}: give a finite number > 0")
     content = image_path(args.content, role="content image")
-    style = image_path(args.style, role="style image")
-    output = Path(args.output) if args.output else _default_output(content, style)
-    inputs: List[Path] = [content, style]
+    names = [name.strip() for name in args.style.split(",") if name.strip()]
+    styles = [image_path(name, role="style image" if len(names) == 1 else f"style image {k + 1}")
+              for k, name in enumerate(names)]
+    masks = None
+    if args.style_masks is not None:
+        masks = [image_path(name.strip(), role=f"style mask {k + 1}")
+                 for k, name in enumerate(args.style_masks.split(",")) if name.strip()]
+    init = image_path(args.init_image, role="init image") if args.init_image else args.init
+    output = Path(args.output) if args.output else _default_output(content, styles)
+    inputs: List[Path] = [content, *styles, *(masks or []), *([init] if args.init_image else [])]
     check_writable(output, protect=inputs)
+    # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.
+    plan = plan_run(content, args.size, args.steps, preset=args.preset, content_layers=args.content_layers,
+                    style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device)
+    if plan is not None:
+        print(f"nstutil: estimate: {plan.summary()}", file=sys.stderr)
 
     def save_snapshots(event: Evaluation) -> None:
         n = event.record.evaluation
@@ -163,11 +221,13 @@ def _run(args: argparse.Namespace) -> int:
             save_image(event.image, _snapshot_path(output, n), protect=inputs)
 
     result = style_transfer(
-        content, style,
+        content, styles if len(styles) > 1 else styles[0],
         preset=args.preset, weights=args.weights, content_layers=args.content_layers,
         style_layers=args.style_layers, content_weight=args.content_weight, style_weight=args.style_weight,
-        tv_weight=args.tv_weight, convention=args.convention, steps=args.steps, optimizer=args.optimizer,
-        lr=args.lr, init=args.init, seed=args.seed, size=args.size, style_size=args.style_size,
+        tv_weight=args.tv_weight, convention=args.convention, style_statistic=args.style_statistic,
+        style_blend=args.style_blend, style_masks=masks, style_scale=args.style_scale,
+        preserve_colors=args.preserve_colors, scales=args.scales, steps=args.steps, optimizer=args.optimizer,
+        lr=args.lr, init=init, seed=args.seed, size=args.size, style_size=args.style_size,
         pooling=args.pooling, device=args.device, callback=save_snapshots if args.save_every else None,
         progress=not args.quiet,
     )

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_PIXELS",
     "image_path",
     "load_image",
+    "resize_image",
     "save_image",
     "check_writable",
     "write_atomically",
@@ -128,12 +129,17 @@ def load_image(path: Union[str, os.PathLike], size: Size = None, *, role: str = 
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NSTError(f"{label} is damaged or truncated ({reason}): re-save or re-download it") from None
     tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)
-    if size is not None:
-        new_w, new_h = _target_size(tensor.shape[-1], tensor.shape[-2], size, role)
-        if (new_w, new_h) != (tensor.shape[-1], tensor.shape[-2]):
-            tensor = torch.nn.functional.interpolate(tensor, size=(new_h, new_w), mode="bicubic",
-                                                     align_corners=False, antialias=True).clamp_(0.0, 1.0)
-    return tensor.contiguous()
+    return tensor.contiguous() if size is None else resize_image(tensor, size, role=role)
+
+
+def resize_image(image: torch.Tensor, size: Size, *, role: str = "image") -> torch.Tensor:
+    """``image`` (N×C×H×W in [0, 1]) resized as :func:`load_image` resizes: ``size`` is the longer side (aspect
+    ratio kept) or an exact ``(height, width)``; antialiased bicubic, clamped to [0, 1]. Introduced in lesson 8."""
+    new_w, new_h = _target_size(image.shape[-1], image.shape[-2], size, role)
+    if (new_w, new_h) == (image.shape[-1], image.shape[-2]):
+        return image.contiguous()
+    return torch.nn.functional.interpolate(image, size=(new_h, new_w), mode="bicubic", align_corners=False,
+                                           antialias=True).clamp_(0.0, 1.0).contiguous()
 
 
 def _as_image_tensor(image: torch.Tensor, what: str = "image") -> torch.Tensor:

@@ -2,16 +2,25 @@
 
 Introduced in lesson 4 (Losses); used by :func:`nstutil.style_transfer`, the command line and the widgets.
 Each recipe is stated as its source states it; see ``shared`` NOTES §2 and the lesson for the differences.
+:func:`resolve_recipe` applies a caller's overrides to a preset and checks every value once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import NSTError
+from .losses import CONVENTIONS, STYLE_STATISTICS
+from .vgg import resolve_layer
 
-__all__ = ["Preset", "PRESETS", "get_preset"]
+__all__ = ["Preset", "PRESETS", "get_preset", "resolve_recipe", "LayerSpec", "INIT_CHOICES"]
+
+INIT_CHOICES: Tuple[str, ...] = ("content", "noise", "blend")
+
+LayerSpec = Union[None, str, Sequence[str], Mapping[str, float]]
 
 _GATYS_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -29,6 +38,7 @@ class Preset:
     tv_weight: float = 0.0
     convention: str = "tutorial"
     init: str = "content"
+    style_statistic: str = "gram"
 
 
 PRESETS: Dict[str, Preset] = {
@@ -90,3 +100,56 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except (KeyError, TypeError):
         raise NSTError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}") from None
+
+
+def check_weight(value: float, what: str) -> float:
+    """``value`` as a float, or an :class:`NSTError` naming ``what`` unless it is a finite number >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise NSTError(f"{what} {value!r} is not a number: give a finite number >= 0") from None
+    if not math.isfinite(number) or number < 0:
+        raise NSTError(f"{what} is {value!r}: give a finite number >= 0")
+    return number
+
+
+def layer_weights(layers: LayerSpec, what: str) -> Dict[str, float]:
+    """``{layer: weight}`` from a name, a list of names (weight 1 each) or a mapping; every name checked."""
+    if isinstance(layers, str):
+        layers = [layers]
+    pairs = list(layers.items()) if isinstance(layers, Mapping) else [(name, 1.0) for name in layers]
+    weights: Dict[str, float] = {}
+    for name, weight in pairs:
+        resolve_layer(name)
+        weights[name] = check_weight(weight, f"{what} weight for {name}")
+    return weights
+
+
+def resolve_recipe(preset: str = "tutorial", *, content_layers: LayerSpec = None, style_layers: LayerSpec = None,
+                   content_weight: Optional[float] = None, style_weight: Optional[float] = None,
+                   tv_weight: Optional[float] = None, convention: Optional[str] = None,
+                   init: Optional[str] = None, style_statistic: Optional[str] = None) -> Preset:
+    """Preset ``preset`` with every setting that is not ``None`` replaced, all checked.
+
+    Layers become ``{name: weight}`` dicts (names kept as given, in either scheme); weights must be finite and
+    >= 0. ``init`` may be any starting image :func:`~nstutil.style_transfer` accepts, so it is not checked here.
+    Introduced in lesson 5.
+    """
+    recipe = get_preset(preset)
+    chosen = dict(content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
+                  style_weight=style_weight, tv_weight=tv_weight, convention=convention, init=init,
+                  style_statistic=style_statistic)
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in chosen.items() if v is not None})
+    if recipe.convention not in CONVENTIONS:
+        raise NSTError(f"unknown loss convention {recipe.convention!r}: use one of {', '.join(CONVENTIONS)}")
+    if recipe.style_statistic not in STYLE_STATISTICS:
+        raise NSTError(f"style statistic {recipe.style_statistic!r} is not known: use one of "
+                       f"{', '.join(STYLE_STATISTICS)}")
+    return dataclasses.replace(
+        recipe,
+        content_layers=layer_weights(recipe.content_layers, "content layer"),
+        style_layers=layer_weights(recipe.style_layers, "style layer"),
+        content_weight=check_weight(recipe.content_weight, "content_weight"),
+        style_weight=check_weight(recipe.style_weight, "style_weight"),
+        tv_weight=check_weight(recipe.tv_weight, "tv_weight"),
+    )

@@ -139,6 +139,25 @@ def _prepare_bad_cases(root: Path):
 
     case("malicious pickle", malicious, check=lambda f: not (f / "PWNED").exists())
     case("unknown weights", lambda f, c, s, o: standard(c, s, o) + ["--weights", "imagenet21k"])
+
+    def two_styles(f, c, s, o):
+        return ["--content", c, "--style", f"{s},{c}", "-o", o]
+
+    case("blend of the wrong count", lambda f, c, s, o: two_styles(f, c, s, o) + ["--style-blend", "1,2,3"])
+    case("negative blend", lambda f, c, s, o: two_styles(f, c, s, o) + ["--style-blend=1,-1"])
+    case("NaN blend", lambda f, c, s, o: two_styles(f, c, s, o) + ["--style-blend", "nan,1"])
+    case("mask count", lambda f, c, s, o: two_styles(f, c, s, o) + ["--style-masks", s])
+
+    def mask_not_an_image(f, c, s, o):
+        (f / "mask.png").write_text("not a picture\n" * 10)
+        return standard(c, s, o) + ["--style-masks", f / "mask.png"]
+
+    case("mask not an image", mask_not_an_image)
+    case("scales not increasing", lambda f, c, s, o: standard(c, s, o) + ["--scales", "16,8"])
+    case("scales past size", lambda f, c, s, o: standard(c, s, o) + ["--scales", "16,64"])
+    case("steps per scale", lambda f, c, s, o: standard(c, s, o) + ["--scales", "16", "--steps", "2,2,2"])
+    case("zero style scale", lambda f, c, s, o: standard(c, s, o) + ["--style-scale", "0"])
+    case("missing init image", lambda f, c, s, o: standard(c, s, o) + ["--init-image", f / "start.png"])
     return cases
 
 
@@ -171,7 +190,10 @@ def bad_runs(tmp_path_factory):
 BAD_CASES = ["missing file", "directory", "non-image", "truncated", "zero-byte", "pixel bomb", "unknown layer",
              "empty style layers", "negative weight", "NaN weight", "negative layer weight",
              "too small for the layers", "unwritable output", "output is an input", "output is the style image",
-             "output without image extension", "wrong-shape weights", "malicious pickle", "unknown weights"]
+             "output without image extension", "wrong-shape weights", "malicious pickle", "unknown weights",
+             "blend of the wrong count", "negative blend", "NaN blend", "mask count", "mask not an image",
+             "scales not increasing", "scales past size", "steps per scale", "zero style scale",
+             "missing init image"]
 
 # What the one-line message must mention for each case (the input it names).
 MENTIONS = {
@@ -181,6 +203,10 @@ MENTIONS = {
     "too small for the layers": "relu5_1", "unwritable output": "file.txt", "output is an input": "input",
     "output is the style image": "input", "output without image extension": "out.txt",
     "wrong-shape weights": "weights.pth", "malicious pickle": "evil.pth", "unknown weights": "imagenet21k",
+    "blend of the wrong count": "style_blend", "negative blend": "style_blend", "NaN blend": "style_blend",
+    "mask count": "style_masks", "mask not an image": "mask.png", "scales not increasing": "increasing",
+    "scales past size": "scale 64", "steps per scale": "steps", "zero style scale": "style_scale",
+    "missing init image": "start.png",
 }
 
 
@@ -214,7 +240,11 @@ def test_input_files_untouched_when_output_is_an_input(bad_runs):
     assert (folder / "content.png").read_bytes() == fresh.read_bytes()
 
 
-@pytest.mark.parametrize("args, message", [(["--steps", "0"], "--steps"), (["--optimizer", "sgd"], "--optimizer")])
+@pytest.mark.parametrize("args, message", [(["--steps", "0"], "--steps"), (["--optimizer", "sgd"], "--optimizer"),
+                                           (["--preserve-colors", "sepia"], "--preserve-colors"),
+                                           (["--style-blend", "1,x"], "--style-blend"),
+                                           (["--scales", "a"], "--scales"),
+                                           (["--style-statistic", "median"], "--style-statistic")])
 def test_argument_errors(tmp_path, args, message):
     proc = subprocess.run(_cmd(*args, "-o", tmp_path / "out.png"), cwd=tmp_path, env=_env(), capture_output=True,
                           text=True, timeout=120)
@@ -240,6 +270,51 @@ def test_success_writes_file_and_snapshots(tmp_path):
     names = sorted(p.name for p in output.parent.iterdir())
     assert names == ["out-0002.png", "out-0004.png", "out.png"]
     assert nstutil.load_image(output.parent / "out-0004.png").shape == (1, 3, 32, 48)
+
+
+def test_every_control_flag_end_to_end(tmp_path):
+    """Two styles blended 3:1 with a mask each, luminance-only transfer, a style scale, coarse-to-fine with steps
+    per scale, a start image and the style statistic: one run, and each shows in what was written."""
+    content = _write_png(tmp_path / "content.png", 40, 48, seed=1)
+    style_a = _write_png(tmp_path / "a.png", seed=2)
+    style_b = _write_png(tmp_path / "b.png", seed=3)
+    start = _write_png(tmp_path / "start.png", 20, 24, seed=4)
+    left = np.zeros((40, 48), dtype=np.uint8)
+    left[:, :24] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    Image.fromarray(255 - left).save(tmp_path / "right.png")
+    proc = subprocess.run(_cmd("--content", content, "--style", f"{style_a},{style_b}", "--style-blend", "3,1",
+                               "--style-masks", f"{tmp_path / 'left.png'},{tmp_path / 'right.png'}",
+                               "--preserve-colors", "luminance", "--style-scale", "0.5", "--scales", "24",
+                               "--steps", "3,4", "--init-image", start, "--style-statistic", "mean_std",
+                               "--size", 48, "-q"),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "content-a+b.png" in proc.stdout and "7 evaluations" in proc.stdout
+    result = nstutil.load_image(tmp_path / "content-a+b.png")
+    assert result.shape == (1, 3, 40, 48)
+    from nstutil.colour import rgb_to_yiq
+
+    # luminance-only transfer: the content's chrominance (8-bit rounding aside)
+    original = nstutil.load_image(content)
+    assert (rgb_to_yiq(result)[:, 1:] - rgb_to_yiq(original)[:, 1:]).abs().max() <= 1.5 / 255
+    proc = subprocess.run(_cmd("--content", content, "--style", f"{style_a},{style_b}", "--style-blend", "3,1",
+                               "--size", 48, "--steps", 2, "-q", "--preserve-colors", "histogram", "-o",
+                               tmp_path / "hist.png"),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "hist.png").exists()
+
+
+def test_flat_grey_style_with_histogram_matching(tmp_path):
+    content = _write_png(tmp_path / "content.png", seed=1)
+    Image.new("RGB", (40, 40), (128, 128, 128)).save(tmp_path / "grey.png")
+    proc = subprocess.run(_cmd("--content", content, "--style", tmp_path / "grey.png", "--preserve-colors",
+                               "histogram", "--size", 32, "--steps", 2, "-q", "-o", tmp_path / "out.png"),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert torch.isfinite(nstutil.load_image(tmp_path / "out.png")).all()
 
 
 def test_default_output_never_overwrites(tmp_path):
@@ -304,7 +379,8 @@ def test_help(tmp_path):
     assert "examples:" in text
     for option in ("--content", "--style", "--output", "--size", "--steps", "--weights", "--preset",
                    "--style-layers", "--content-weight", "--optimizer", "--init", "--seed", "--device",
-                   "--tv-weight", "--save-every"):
+                   "--tv-weight", "--save-every", "--style-blend", "--style-masks", "--style-scale",
+                   "--preserve-colors", "--scales", "--init-image", "--style-statistic"):
         assert option in text, option
     assert "conv_4 = conv2_2" in text and "320" in text
 
