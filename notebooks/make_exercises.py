@@ -8,16 +8,20 @@ In a lesson's code cells, solution code sits between ``### BEGIN SOLUTION`` and 
 hidden tests between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` (nbgrader's markers, so a teacher
 who uses nbgrader can take the lessons as they are). In the students' version each solution block becomes
 ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the block's indentation, hidden tests are removed
-with their markers, and every output and execution count is cleared; nothing else changes (markdown cells are
-left alone). Lessons without markers get no students' version, and a students' version whose lesson no longer
-has exercises is removed. A check cell (``checks.gram_matrix(my_gram_matrix)``) after each exercise then reports
-"not done yet" until the student has written the code; later cells must use nstutil's own function, not the
-student's, so that the notebook still runs top to bottom.
+with their markers; nothing else changes (markdown cells are left alone). Lessons without markers get no
+students' version, and a students' version whose lesson no longer has exercises is removed.
+
+Outputs: a check cell (``nstutil.checks.gram_matrix(my_gram_matrix)``) is tagged ``nbval-check-output`` and gets
+the output it gives before the student has written anything, the "not done yet" line and
+``False``, so that nbval checks the students' notebooks say exactly that; the lesson's other checked outputs are
+kept (the cells after an exercise use nstutil's own function, not the student's, so they print the same); every
+other output (and its execution count) is cleared.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -29,6 +33,9 @@ EXERCISES = HERE / "exercises"
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+CHECK_TAG = "nbval-check-output"  # nbval compares these cells' outputs (pyproject's --nbval-lax)
+# A check cell: comments and imports, then one call nstutil.checks.NAME(argument) (or checks.NAME(...)).
+CHECK_CALL = re.compile(r"^(?:nstutil\.)?checks\.(\w+)\([\w.]+\)\s*$")
 
 
 class MarkerError(ValueError):
@@ -73,6 +80,23 @@ def has_exercises(nb: nbformat.NotebookNode) -> bool:
     return any(_marker(line) for cell in nb.cells if cell.cell_type == "code" for line in cell.source.split("\n"))
 
 
+def checked_name(source: str) -> Optional[str]:
+    """The check a check cell calls (``"gram_matrix"`` for ``nstutil.checks.gram_matrix(my_gram_matrix)``), or
+    None for any other cell."""
+    lines = [line.strip() for line in source.split("\n")]
+    code = [line for line in lines if line and not line.startswith(("#", "import ", "from "))]
+    match = CHECK_CALL.match(code[0]) if len(code) == 1 else None
+    return match.group(1) if match else None
+
+
+def _not_done_outputs(check: str) -> List[nbformat.NotebookNode]:
+    """What a check cell shows while its exercise is not done: the check's one line, then its value False."""
+    from nstutil._checking import not_done_line
+
+    return [nbformat.v4.new_output("stream", name="stdout", text=not_done_line(check) + "\n"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "False"}, execution_count=None)]
+
+
 def student_version(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """The students' version of a lesson (a new notebook; ``nb`` is not changed)."""
     student = nbformat.from_dict(nb)
@@ -80,8 +104,18 @@ def student_version(nb: nbformat.NotebookNode, name: str = "notebook") -> nbform
         if cell.cell_type != "code":
             continue
         cell.source = student_source(cell.source, f"{name}, cell {index}")
-        cell.outputs = []
-        cell.execution_count = None
+        check = checked_name(cell.source)
+        tags = cell.metadata.get("tags", [])
+        if check:
+            cell.metadata["tags"] = tags + [CHECK_TAG] * (CHECK_TAG not in tags)
+            cell.outputs = _not_done_outputs(check)
+        elif CHECK_TAG not in tags:
+            cell.outputs = []
+        # nbval refuses stored outputs without an execution count ("unrun reference cell"): keep the lesson's.
+        cell.execution_count = (cell.execution_count or index + 1) if cell.outputs else None
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output.execution_count = cell.execution_count
         cell.metadata.pop("execution", None)
     student.metadata.pop("widgets", None)
     return student

@@ -10,7 +10,8 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["Wrong", "report", "call", "seeded", "close", "tensor_result", "scalar", "compare", "gradients"]
+__all__ = ["Wrong", "report", "not_done_line", "call", "seeded", "close", "tensor_result", "scalar", "compare",
+           "gradients"]
 
 PASSED, WRONG, NOT_DONE = "✔", "✘", "○"
 
@@ -28,6 +29,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def not_done_line(name: str) -> str:
+    """The line a check prints while its exercise still raises NotImplementedError (also what the students'
+    notebooks store as the check cell's expected output, see notebooks/make_exercises.py)."""
+    return f"{NOT_DONE} {name}: not done yet (replace raise NotImplementedError() with your code)"
+
+
 def report(name: str, body: Callable[[Callable], str], fn: Any) -> bool:
     """Run ``body(fn)``, print one line for the outcome, return whether it passed."""
     passed = False
@@ -40,7 +47,7 @@ def report(name: str, body: Callable[[Callable], str], fn: Any) -> bool:
             line = f"{PASSED} {name}: passed ({body(fn)})"
             passed = True
         except _NotDone:
-            line = f"{NOT_DONE} {name}: not done yet (replace raise NotImplementedError() with your code)"
+            line = not_done_line(name)
         except Wrong as wrong:
             line = f"{WRONG} {name}: {wrong}"
         except Exception as exc:  # an answer so unexpected that the check itself tripped: still one line

@@ -1,7 +1,9 @@
 """notebooks/make_exercises.py: the students' versions, on a scratch lesson written here, and the committed ones.
 
 The scratch lesson has an exercise (solution markers), its check, hidden tests and a later cell that uses
-nstutil's function. Executed, the lesson's check passes and the students' version's says "not done yet".
+nstutil's function. Executed, the lesson's check passes and the students' version's says "not done yet". The
+committed students' notebooks are run by nbval itself (pytest collects notebooks/exercises/); here only that they
+are up to date and that their check cells expect "not done yet".
 """
 
 from __future__ import annotations
@@ -100,7 +102,13 @@ def test_student_version_of_a_scratch_lesson(tmp_path):
     assert student.cells[0].source == original.cells[0].source  # markdown untouched, even with a marker in it
     assert "raise NotImplementedError()" in student.cells[2].source and "flat" not in student.cells[2].source
     assert "HIDDEN" not in student.cells[4].source and "assert" not in student.cells[4].source
-    assert all(c.outputs == [] and c.execution_count is None for c in student.cells if c.cell_type == "code")
+    # The check cell holds what it prints before the exercise is done (nbval compares it); the rest is cleared.
+    check = student.cells[3]
+    assert "nbval-check-output" in check.metadata.tags and check.execution_count
+    assert [o.get("text") or o.data["text/plain"] for o in check.outputs] == [
+        "○ gram_matrix: not done yet (replace raise NotImplementedError() with your code)\n", "False"]
+    assert all(c.outputs == [] and c.execution_count is None for i, c in enumerate(student.cells)
+               if c.cell_type == "code" and i != 3)
     # --check: up to date now; out of date once the lesson changes; a file on disk is what nbformat writes.
     assert make_exercises.main([str(lesson), "--out", str(out), "--check"]) == 0
     original.cells[2].source += "\n# changed"
@@ -152,23 +160,42 @@ def _lessons_with_exercises():
     return [p for p in make_exercises._lessons() if make_exercises.has_exercises(nbformat.read(p, as_version=4))]
 
 
-def test_committed_exercises_are_up_to_date():
-    """notebooks/exercises/ holds exactly what make_exercises.py makes from today's lessons.
+def _check_cells(path: Path):
+    return [(c, make_exercises.checked_name(c.source)) for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "code" and make_exercises.checked_name(c.source)]
 
-    While no lesson has exercises this only checks that notebooks/exercises/ holds no notebook either."""
-    stale = {p: t for p, t in make_exercises.plan(make_exercises._lessons(), make_exercises.EXERCISES,
-                                                  prune=True).items()
-             if t is None or not p.exists() or p.read_text() != t}
-    assert not stale, f"out of date: {sorted(map(str, stale))}: run python notebooks/make_exercises.py"
+
+def test_committed_exercises_are_up_to_date():
+    """``python notebooks/make_exercises.py --check``, as CI runs it: notebooks/exercises/ holds exactly what
+    make_exercises.py makes from today's lessons, one students' notebook per lesson with exercises."""
+    run = subprocess.run([sys.executable, str(NOTEBOOKS / "make_exercises.py"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
     assert sorted(p.name for p in make_exercises.EXERCISES.glob("*.ipynb")) == \
         sorted(p.name for p in _lessons_with_exercises())
 
 
-@pytest.mark.parametrize("name", [p.name for p in _lessons_with_exercises()])
-def test_committed_exercises_report_not_done_yet(name):
-    """Each students' notebook runs top to bottom, and every check in it says "not done yet" (the kernel inherits
-    the test settings, NSTUTIL_WEIGHTS=random and small sizes, from the repository's conftest.py)."""
-    nb = _execute(make_exercises.EXERCISES / name)
-    lines = [line for cell in nb.cells if cell.cell_type == "code" for line in _stdout(cell).splitlines()
-             if line[:2] in ("✔ ", "✘ ", "○ ")]
-    assert lines and all(" not done yet " in line for line in lines), lines
+def test_the_series_has_an_exercise_and_a_checked_check_for_every_check():
+    """At least eight exercises; each check in nstutil.checks is called in a lesson, in a cell whose output nbval
+    compares: the solution passes in the lesson, and the students' version says "not done yet"."""
+    import nstutil.checks
+
+    lessons = _lessons_with_exercises()
+    solutions = sum(c.source.count(make_exercises.BEGIN_SOLUTION) for p in lessons
+                    for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
+    assert solutions >= 8
+    called = {}
+    for lesson in lessons:
+        for cell, name in _check_cells(lesson):
+            called[name] = lesson.name
+            assert "nbval-check-output" in cell.metadata.get("tags", []), (lesson.name, name)
+            assert _stdout(cell).startswith(f"✔ {name}: passed"), (lesson.name, name, cell.outputs)
+        for cell, name in _check_cells(make_exercises.EXERCISES / lesson.name):
+            assert _stdout(cell) == f"○ {name}: not done yet (replace raise NotImplementedError() with your code)\n"
+    assert sorted(called) == sorted(nstutil.checks.__all__)
+
+
+def test_pytest_runs_the_students_notebooks(pytestconfig):
+    """Plain ``pytest`` runs notebooks/exercises/ under nbval too (testpaths reach it; nothing ignores it)."""
+    testpaths, addopts = pytestconfig.getini("testpaths"), " ".join(pytestconfig.getini("addopts"))
+    assert "notebooks" in testpaths and "exercises" not in addopts and "--nbval" in addopts
