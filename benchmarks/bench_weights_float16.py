@@ -18,7 +18,8 @@ float16 round trip, with :func:`nstutil.weights.float16_effect` (the same as ``p
 For each: the largest change of any entry of every style layer's Gram matrix (content image), relative to the
 largest entry; the relative change of the total loss after ``--steps`` evaluations of each preset; the mean and
 largest change of the result's pixels in 8-bit levels. Also how many weights are subnormal in float16. Use
-``OMP_NUM_THREADS=1`` on a shared machine; nothing here is timed.
+``OMP_NUM_THREADS=1`` on a shared machine; nothing here is timed. Figures (128 px, 2026-11-23): notebooks/README.md,
+"What float16 storage changes".
 """
 
 from __future__ import annotations
