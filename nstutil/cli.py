@@ -171,7 +171,8 @@ def _snapshot_path(output: Path, evaluation: int) -> Path:
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
-    return f"nstutil: warning: {message}\n"
+    # A warning written for notebooks in short lines (WeightsWarning) is still one line on the command line.
+    return f"nstutil: warning: {' '.join(str(message).split())}\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -211,7 +212,8 @@ def _run(args: argparse.Namespace) -> int:
     check_writable(output, protect=inputs)
     # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.
     plan = plan_run(content, args.size, args.steps, preset=args.preset, content_layers=args.content_layers,
-                    style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device)
+                    style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device,
+                    scales=args.scales)
     if plan is not None:
         print(f"nstutil: estimate: {plan.summary()}", file=sys.stderr)
 

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .errors import NSTError
+from .inputs import plan_scales
 from .vgg import LAYERS, LayerInfo, VGGFeatures, min_image_side, resolve_layer
 
 __all__ = ["Speed", "Estimate", "evaluation_flops", "memory_needed", "available_memory", "largest_side",
@@ -281,11 +282,8 @@ def estimate_run(height: int, width: int, steps: Union[int, Sequence[int]], cont
     Time is each scale's evaluations at ``speed`` plus one evaluation's worth per scale for its targets (None
     without ``speed``); memory is the largest scale's; ``available`` bytes (None: unknown) decide ``fits`` and
     ``largest``."""
-    side = max(height, width)
-    sides = [s for s in (scales or ()) if s < side] + [side]
-    counts = [steps] * len(sides) if isinstance(steps, int) else list(steps)
-    if len(counts) != len(sides):
-        raise NSTError(f"{len(counts)} step counts for {len(sides)} scales: give one number, or one per scale")
+    # The same sizes and counts, and the same one-line errors, as style_transfer itself.
+    sides, counts = plan_scales(scales, steps, max(height, width))
     shapes = tuple(_shape(height, width, s) for s in sides)
     memory = max(memory_needed(h, w, content_layers, style_layers, history_size=history_size) for h, w in shapes)
     seconds = None
@@ -341,7 +339,7 @@ def plan_run(content: Union[str, os.PathLike], size: Optional[int], steps: Union
                  "no size fits: use fewer or shallower layers")
         raise NSTError(f"{w}×{h} px would need about {estimate.memory / GIB:.1f} GiB of memory, but "
                        f"{available / GIB:.1f} GiB is available: {where}")
-    counts = [steps] * len(estimate.shapes) if isinstance(steps, int) else list(steps)
+    _, counts = plan_scales(scales, steps, max(shape))
     run_flops = sum(n * evaluation_flops(h, w, content_layers, style_layers)
                     for n, (h, w) in zip(counts, estimate.shapes))
     if run_flops < _LONG_RUN * _calibration_flops(content_layers, style_layers):

@@ -8,6 +8,7 @@ everywhere, and one table defines both.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,20 +285,51 @@ def _how_to_get_imagenet() -> str:
             f"(set TORCH_HOME to use another cache), or pass weights='random' to run untrained")
 
 
+def _unreachable(url: str, timeout: float = 5.0) -> Optional[str]:
+    """None when ``url`` answers (through any proxy urllib is set up for), otherwise why not, in a few words."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # the server answered: let the download report what is wrong
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{url.split('/')[2]} cannot be reached ({getattr(reason, 'strerror', None) or reason})"
+
+
+def _stacklevel_outside_package() -> int:
+    """``stacklevel`` for a warning raised in the caller of this function that names the first frame outside
+    nstutil: the student's notebook cell or script, however deep in nstutil the warning comes from."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _load_weights(weights: str) -> Tuple[Dict[str, torch.Tensor], str, str]:
     """(features state dict, the name of what was loaded, input convention) for a ``weights`` setting."""
     if weights == "auto":
         url = _imagenet_url()
         try:
+            # Not cached and no way to download: say so without torch.hub's "Downloading: ..." line first.
+            unreachable = None if _hub_checkpoint(url).exists() else _unreachable(url)
+            if unreachable:
+                raise NSTError(f"they are not in torch.hub's cache and {unreachable}")
             return _features_state(_fetch(url, "ImageNet VGG19", _how_to_get_imagenet()), "imagenet"), \
                 "imagenet", "imagenet"
         except NSTError as exc:
-            warnings.warn(
-                f"PRETRAINED VGG19 WEIGHTS UNAVAILABLE - continuing with seeded RANDOM weights, so results will "
-                f"NOT look like style transfer. {exc}. Set NSTUTIL_WEIGHTS=random to silence this warning.",
-                WeightsWarning,
-                stacklevel=4,
-            )
+            why = str(exc).split(": on a machine with internet access")[0]
+            warnings.warn(WeightsWarning(
+                "Pretrained VGG19 weights unavailable: using RANDOM weights (everything runs, but nothing will "
+                "look stylised).\n"
+                f"Why: {why}.\n"
+                f"Fix: download {url} into {_hub_checkpoint(url).parent} and restart, or set "
+                f"NSTUTIL_WEIGHTS=random to hide this."
+            ), stacklevel=_stacklevel_outside_package())
             return _random_state_dict(0), "random:0", "imagenet"
     if weights == "imagenet":
         return _features_state(_fetch(_imagenet_url(), "ImageNet VGG19", _how_to_get_imagenet()), "imagenet"), \
