@@ -10,7 +10,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,12 +28,16 @@ __all__ = [
     "resize_image",
     "save_image",
     "check_writable",
+    "write_atomically",
     "to_pil",
     "show_images",
 ]
 
-# The repository's images/ folder: nstutil is installed editable from the repository (requirements.txt).
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+# An installed wheel (or `pip install .`) carries the bundled images inside the package (pyproject.toml maps the
+# repository's images/ folder to nstutil/bundled_images); a checkout, editable install or PYTHONPATH uses the
+# repository's images/ folder itself.
+_PACKAGED_IMAGES = Path(__file__).resolve().parent / "bundled_images"
+IMAGES_DIR = _PACKAGED_IMAGES if _PACKAGED_IMAGES.is_dir() else Path(__file__).resolve().parent.parent / "images"
 DEFAULT_CONTENT = IMAGES_DIR / "chelsea.png"
 DEFAULT_STYLE = IMAGES_DIR / "mosaic.png"
 # Larger pictures are refused before they are decoded: 40 megapixels is already ~0.5 GB as float tensors.
@@ -181,16 +185,25 @@ def save_image(image: torch.Tensor, path: Union[str, os.PathLike],
     extension = path.suffix.lower()
     formats = Image.registered_extensions()
     picture = to_pil(image)
+    return write_atomically(path, lambda stream: picture.save(stream, format=formats[extension]), suffix=extension)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None], *, suffix: str = "") -> Path:
+    """Call ``write(stream)`` on a temporary file beside ``path``, then rename it over ``path`` (readable by all).
+
+    There is never a half-written ``path``: on any error the temporary file is removed. OS errors become
+    :class:`NSTError`. Used by :func:`save_image` and the weights export (:mod:`nstutil.weights`).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=extension, dir=path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc}): choose a writable "
                        f"folder") from None
     try:
         with os.fdopen(handle, "wb") as stream:
-            picture.save(stream, format=formats[extension])
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a picture is for everyone to open
+            write(stream)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file is for everyone to open
         os.replace(temporary, path)
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)

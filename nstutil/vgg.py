@@ -197,10 +197,15 @@ def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
 
 
 def _features_state(state: Dict[str, torch.Tensor], what: str) -> Dict[str, torch.Tensor]:
-    """The ``features`` part of a full-model or features-only VGG19 state dict, checked against the table."""
+    """The ``features`` part of a full-model or features-only VGG19 state dict, checked against the table, as float32.
+
+    Any floating dtype is accepted (a float16 export is widened here); non-finite values are refused, since they
+    would silently turn every activation into NaN.
+    """
     if any(k.startswith("features.") for k in state):
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    expected = _make_features().state_dict()
+    with torch.device("meta"):  # only the keys and shapes are needed: no memory, no initialisation
+        expected = _make_features().state_dict()
     missing = [k for k in expected if k not in state]
     if missing:
         raise NSTError(f"{what} is not a VGG19 state dict (no {missing[0]!r} among its keys): give torchvision's "
@@ -211,7 +216,51 @@ def _features_state(state: Dict[str, torch.Tensor], what: str) -> Dict[str, torc
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise NSTError(f"{what} has {key!r} of shape {shape}, VGG19 needs {tuple(reference.shape)}: "
                            f"give weights of torchvision's vgg19 (not vgg16 or another network)")
-    return {k: state[k].float() for k in expected}
+        if not got.is_floating_point():
+            raise NSTError(f"{what} has {key!r} of dtype {got.dtype}, not floating point: give real VGG19 weights")
+    features = {k: state[k].float() for k in expected}  # checked as float32: CPU float16 arithmetic is slow
+    for key, value in features.items():
+        # A sum is non-finite if any value is (or if it overflows, which real weights cannot): 100x faster here
+        # than isfinite(value).all(), which then only confirms.
+        if not torch.isfinite(value.sum()) and not torch.isfinite(value).all():
+            raise NSTError(f"{what} has non-finite values (inf or NaN) in {key!r}: the file is damaged; copy or "
+                           f"export it again")
+    return features
+
+
+# What ``python -m nstutil.weights export`` records in the state dict's ``_metadata`` under the key "nstutil" (the
+# attribute torch keeps for module versions; load_state_dict ignores keys that name no module, and
+# torch.load(weights_only=True) keeps it), so the file stays a plain tensors-only features state dict.
+WEIGHTS_FILE_FORMAT = "nstutil-vgg19-features"
+_INFO_KEY = "nstutil"
+
+
+def _export_info(state: Dict[str, torch.Tensor]) -> Optional[Dict[str, object]]:
+    """The provenance an nstutil weights file records (source, input convention, ...); None for any other file."""
+    metadata = getattr(state, "_metadata", None)
+    info = metadata.get(_INFO_KEY) if isinstance(metadata, dict) else None
+    if isinstance(info, dict) and info.get("format") == WEIGHTS_FILE_FORMAT:
+        return dict(info)
+    return None
+
+
+def _read_weights_file(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], str, Optional[dict]]:
+    """(the file's state dict as stored, its features as float32, input convention, nstutil export info or None).
+
+    The input convention is the one an nstutil export records; otherwise a file named like the Caffe conversion
+    (``vgg19-d01eb7cb*``) is Caffe's and everything else torchvision's (ImageNet).
+    """
+    what = f"weights file {str(path)!r}"
+    raw = _read_state_dict(path, "weights file")
+    info = _export_info(raw)
+    features = _features_state(raw, what)
+    if info is None:
+        return raw, features, "caffe" if path.name.startswith("vgg19-d01eb7cb") else "imagenet", None
+    convention = info.get("input_convention")
+    if convention not in ("imagenet", "caffe"):
+        raise NSTError(f"{what} records the input convention {convention!r}, not 'imagenet' or 'caffe': export it "
+                       f"again with python -m nstutil.weights export")
+    return raw, features, str(convention), info
 
 
 def _fetch(url: str, what: str, how_to: str) -> Dict[str, torch.Tensor]:
@@ -301,11 +350,10 @@ def _load_weights(weights: str) -> Tuple[Dict[str, torch.Tensor], str, str]:
     if not path.exists() and os.sep not in weights and not weights.endswith((".pth", ".pt")):
         raise NSTError(f"unknown weights {weights!r}: use 'auto', 'imagenet', 'caffe', 'random', 'random:SEED' "
                        f"or the path of a VGG19 state dict file")
-    what = f"weights file {str(path)!r}"
-    state = _features_state(_read_state_dict(path, "weights file"), what)
-    # A converted Caffe checkpoint keeps its file name; everything else is taken as torchvision-style.
-    convention = "caffe" if path.name.startswith("vgg19-d01eb7cb") else "imagenet"
-    return state, str(path), convention
+    _, state, convention, info = _read_weights_file(path)
+    # An export names what it holds, so that a random export still reads as random (VGGFeatures.is_pretrained).
+    name = f"{info['source']} from {path}" if info is not None else str(path)
+    return state, name, convention
 
 
 class VGGFeatures(nn.Module):
@@ -395,7 +443,9 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     there if possible; ``TORCH_HOME`` is honoured), ``"caffe"`` (the original Caffe VGG19 as the neural-style ports
     use it, ``vgg19-d01eb7cb.pth``; its BGR 0–255 mean-subtracted input is handled here), ``"random"`` or
     ``"random:SEED"`` (seeded, deterministic, untrained), or the path of a state dict in torchvision's vgg19 layout
-    (the full model or ``features`` only; a file named ``vgg19-d01eb7cb*`` is taken as the Caffe conversion).
+    (the full model or ``features`` only, any float dtype; a file named ``vgg19-d01eb7cb*`` is taken as the Caffe
+    conversion), such as the float16 file ``python -m nstutil.weights export`` writes, which records its source
+    and input convention (see :mod:`nstutil.weights`).
     ``None`` reads ``$NSTUTIL_WEIGHTS`` and falls back to ``"auto"``: imagenet when cached or downloadable,
     otherwise a loud :class:`WeightsWarning` and random weights, so that everything still runs offline.
     Files are read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.

@@ -1,0 +1,200 @@
+"""The machinery behind :mod:`nstutil.checks`: calling a student's function safely and saying what is wrong.
+
+A check's body raises :class:`Wrong` with the line to print; :func:`report` turns the outcome into one printed line
+and True or False, whatever the student's function does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+
+import torch
+
+__all__ = ["Wrong", "report", "not_done_line", "call", "seeded", "close", "tensor_result", "scalar", "compare",
+           "gradients"]
+
+PASSED, WRONG, NOT_DONE = "✔", "✘", "○"
+
+
+class Wrong(Exception):
+    """What is wrong with the answer, as the one line to print (without the check's name)."""
+
+
+class _NotDone(Exception):
+    """The student's function raised NotImplementedError: the exercise is not done yet."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def not_done_line(name: str) -> str:
+    """The line a check prints while its exercise still raises NotImplementedError (also what the students'
+    notebooks store as the check cell's expected output, see notebooks/make_exercises.py)."""
+    return f"{NOT_DONE} {name}: not done yet (replace raise NotImplementedError() with your code)"
+
+
+def report(name: str, body: Callable[[Callable], str], fn: Any) -> bool:
+    """Run ``body(fn)``, print one line for the outcome, return whether it passed."""
+    passed = False
+    if not callable(fn):
+        shown = type(fn).__name__ if isinstance(fn, torch.Tensor) else repr(fn)[:40]
+        line = (f"{WRONG} {name}: got {shown}, not a function: pass the function itself (my_function, not "
+                f"my_function(...))")
+    else:
+        try:
+            line = f"{PASSED} {name}: passed ({body(fn)})"
+            passed = True
+        except _NotDone:
+            line = not_done_line(name)
+        except Wrong as wrong:
+            line = f"{WRONG} {name}: {wrong}"
+        except Exception as exc:  # an answer so unexpected that the check itself tripped: still one line
+            line = f"{WRONG} {name}: could not be checked ({type(exc).__name__}: {_first_line(exc)})"
+    print(" ".join(line.split()), flush=True)  # one line, whatever a message contains
+    return passed
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _unchanged(before: Any, after: Any) -> bool:
+    if isinstance(before, torch.Tensor):
+        return torch.equal(before.detach(), after.detach())
+    if isinstance(before, list):
+        return len(before) == len(after) and all(_unchanged(b, a) for b, a in zip(before, after))
+    return True
+
+
+def call(fn: Callable, args: Sequence[Any], *, hint: str, errors: Optional[Dict[str, str]] = None,
+         protect: bool = True) -> Any:
+    """``fn(*args)``; NotImplementedError means not done yet, any other exception or a changed input is Wrong.
+
+    With ``protect`` the function gets copies, which must be unchanged afterwards. ``errors`` maps text in an
+    exception's message to a hint; ``hint`` says what the function must take, for wrong-argument TypeErrors.
+    """
+    passed = [_copy(a) for a in args] if protect else list(args)
+    try:
+        result = fn(*passed)
+    except NotImplementedError:
+        raise _NotDone from None
+    except Exception as exc:
+        message = f"raised {type(exc).__name__}: {_first_line(exc)}"
+        if "in-place operation" in message:
+            raise Wrong(f"{message}: it changes its input in place; use out-of-place operations (x - m, not "
+                        f"x.sub_(m))") from None
+        for text, advice in (errors or {}).items():
+            if text in message:
+                raise Wrong(f"{message}: {advice}") from None
+        if isinstance(exc, TypeError) and "argument" in message:
+            raise Wrong(f"{message}: {hint}") from None
+        raise Wrong(message) from None
+    if protect and not all(_unchanged(a, p) for a, p in zip(args, passed)):
+        raise Wrong("changes its input in place: work on a copy or use out-of-place operations (x - m, not "
+                    "x.sub_(m))")
+    return result
+
+
+def seeded(shape: Tuple[int, ...], seed: int) -> torch.Tensor:
+    """A float32 tensor of ``shape`` with values in [0, 1) from ``seed`` (like ReLU activations or a picture)."""
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float32 rounding, relative to the size of ``b``'s values."""
+    a, b = torch.as_tensor(a).detach().double(), torch.as_tensor(b).detach().double()
+    scale = b.abs().max().item() if b.numel() else 0.0
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale + 1e-12)
+
+
+def _not_a_tensor(got: Any) -> None:
+    if got is None:
+        raise Wrong("returns None: add a return statement")
+    if isinstance(got, (bool, int, float)):
+        raise Wrong(f"returns a Python {type(got).__name__}: return the tensor itself (no .item() or float()), so "
+                    f"that gradients can flow")
+    if type(got).__module__ == "numpy":
+        raise Wrong("returns a NumPy value: stay with torch operations and return a tensor")
+    if not isinstance(got, torch.Tensor):
+        raise Wrong(f"returns a {type(got).__name__}, not a tensor")
+
+
+def tensor_result(got: Any, expected: torch.Tensor, shape_hints: Dict[Tuple[int, ...], str], *,
+                  generic_shape_hint: str = "", dtype_hint: str = "") -> torch.Tensor:
+    """``got`` if it is a tensor of ``expected``'s shape and dtype; otherwise Wrong, with the hint for its shape."""
+    _not_a_tensor(got)
+    if got.shape != expected.shape:
+        advice = shape_hints.get(tuple(got.shape), generic_shape_hint)
+        raise Wrong(f"returns shape {tuple(got.shape)}, not {tuple(expected.shape)}" + (f": {advice}" if advice
+                                                                                       else ""))
+    if got.dtype != expected.dtype:
+        raise Wrong(f"returns {str(got.dtype).replace('torch.', '')}, not "
+                    f"{str(expected.dtype).replace('torch.', '')}{dtype_hint}")
+    return got
+
+
+def scalar(got: Any, expected: torch.Tensor, *, reduce_hint: str) -> torch.Tensor:
+    """``got`` as a 0-dim tensor if it is a tensor holding one number; otherwise Wrong."""
+    _not_a_tensor(got)
+    if got.numel() != 1:
+        raise Wrong(f"returns a tensor of shape {tuple(got.shape)}, not one number: {reduce_hint}")
+    return got.reshape(())
+
+
+Mistake = Tuple[Callable[..., Any], str]
+
+
+def compare(got: torch.Tensor, expected: torch.Tensor, where: str = "", *, mistakes: Iterable[Mistake] = (),
+            inputs: Any = ()) -> None:
+    """Wrong unless ``got`` equals ``expected``; names the mistake when ``got`` equals a known wrong answer.
+
+    Each mistake is ``(wrong(*inputs), what is wrong)``; one that happens to give the right value on these inputs
+    cannot be told apart and is skipped.
+    """
+    if close(got, expected):
+        return
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    with torch.no_grad():
+        for wrong, what in mistakes:
+            try:
+                value = wrong(*args)
+            except Exception:  # a mistake that cannot even be made with these inputs
+                continue
+            if not close(value, expected) and close(got, value):
+                raise Wrong(what)
+    a, b = got.detach().double(), expected.detach().double()
+    place = f" {where}" if where else ""
+    ratio = ((a * b).sum() / (b * b).sum()).item() if (b * b).sum() > 0 else float("nan")
+    if close(a, ratio * b):
+        raise Wrong(f"off by a constant factor of {ratio:.4g}{place}: check the normalisation (what you divide by)")
+    raise Wrong(f"values differ from nstutil's{place} (largest difference {(a - b).abs().max().item():.3g}, values "
+                f"up to {b.abs().max().item():.3g}): compare your formula with the lesson's")
+
+
+def gradients(fn: Callable, args: Sequence[Any], expected_fn: Callable) -> None:
+    """Wrong unless the gradient of ``fn(*args)`` with respect to ``args[0]`` is the reference's."""
+    weights = None
+    grads = []
+    for function in (fn, expected_fn):
+        x = args[0].detach().clone().requires_grad_(True)
+        rest = [_copy(a) for a in args[1:]]
+        out = call(function, [x, *rest], hint="", protect=False)
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            raise Wrong("no gradient flows back to the input: avoid .detach(), .item(), .numpy() and "
+                        "torch.tensor(...) on the way")
+        if weights is None:
+            weights = torch.rand(out.shape, generator=torch.Generator().manual_seed(99), dtype=out.dtype)
+        (out * weights).sum().backward()
+        if x.grad is None:
+            raise Wrong("no gradient flows back to the input: avoid .detach(), .item(), .numpy() and "
+                        "torch.tensor(...) on the way")
+        grads.append(x.grad)
+    if not close(grads[0], grads[1]):
+        raise Wrong("the values are right but the gradient is not nstutil's: part of the computation is detached "
+                    "(.detach(), .data, torch.tensor(...)) or not differentiable")
