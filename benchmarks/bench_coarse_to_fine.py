@@ -93,7 +93,9 @@ def main() -> None:
     for name, (scales, _), log in zip(names, plans, logs):
         full = [loss for loss, scale in log.losses if scale == args.size]
         reach = time_to(log.clock, log.losses, args.size, target)
-        print(f"| {name} | {log.clock[-1]:.1f} | {min(full):.5g} | {reach:.1f} | {reach / single_time:.2f}x |")
+        reached = "not reached | –" if math.isnan(reach) else f"{reach:.1f} | {reach / single_time:.2f}x"
+        print(f"| {name} | {log.clock[-1]:.1f} | {min(full):.5g} ({100 * (min(full) / target - 1):+.1f} %) | "
+              f"{reached} |")
         rows.append(dict(name=name, scales=scales, clock=log.clock, losses=log.losses, final=min(full),
                          seconds=log.clock[-1], to_target=reach))
     if args.json:
