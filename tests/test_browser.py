@@ -161,7 +161,9 @@ def test_playground_in_jupyterlab(tmp_path):
             _shown(page, ".nst-coarse-to-fine select").select_option(index=1)  # 2 sizes
             steps.fill("6", timeout=ACTION_MS)
             steps.press("Enter", timeout=ACTION_MS)
-            page.wait_for_function("() => document.querySelector('.nst-code').textContent.includes('scales=[24, 48]')")
+            # The code box follows each control as the kernel answers: wait for the last one typed, not only the first.
+            page.wait_for_function("() => ['scales=[24, 48]', 'steps=6'].every("
+                                   "t => document.querySelector('.nst-code').textContent.includes(t))")
             code = page.locator(".nst-code").text_content()
             assert "preserve_colors='luminance'" in code and "steps=6" in code, code
             _shown(page, "button.nst-run").click(timeout=ACTION_MS)
