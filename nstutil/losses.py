@@ -32,7 +32,7 @@ from torch.autograd.function import once_differentiable
 from .errors import NSTError
 
 __all__ = ["CONVENTIONS", "STYLE_STATISTICS", "gram_matrix", "content_loss", "style_loss", "channel_statistics",
-           "mean_std_loss", "total_variation_loss"]
+           "mean_std_loss", "total_variation_loss", "content_loss_in_pass", "style_loss_in_pass"]
 
 CONVENTIONS: Tuple[str, ...] = ("tutorial", "coursera", "gatys")
 # What the style loss compares: Gram matrices (Gatys et al.), or each channel's mean and standard deviation.
@@ -123,16 +123,26 @@ def _gram_product(features: torch.Tensor, by_convolution: bool) -> torch.Tensor:
     return flat @ flat.transpose(1, 2)
 
 
-def _apply_product(features: torch.Tensor, d_gram: torch.Tensor, by_convolution: bool) -> torch.Tensor:
-    """``dG·F`` for a symmetric B×C×C ``dG``, shaped and laid out like ``features``."""
+def _apply_product(features: torch.Tensor, d_gram: torch.Tensor, by_convolution: bool,
+                   add_to: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``dG·F`` for a symmetric B×C×C ``dG``, plus ``add_to`` if given, shaped and laid out like ``features``."""
     b, c, h, w = features.shape
     if by_convolution:
         # A 1×1 convolution with dG as its weight (dG is symmetric, so which index is the output does not matter).
-        return torch.conv2d(features, d_gram.view(c, c, 1, 1))
+        product = torch.conv2d(features, d_gram.view(c, c, 1, 1))
+        return product if add_to is None else product.add_(add_to)
     if _is_channels_last(features):
         flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)       # a view
-        return (flat @ d_gram).view(b, h, w, c).permute(0, 3, 1, 2)    # channels-last layout
-    return (d_gram @ features.reshape(b, c, h * w)).view(b, c, h, w)
+        if add_to is None:
+            product = flat @ d_gram
+        else:
+            # The matrix product adds add_to as it writes: no second pass over a full-size tensor.
+            add_to = add_to.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, c)
+            product = torch.baddbmm(add_to, flat, d_gram)
+        return product.view(b, h, w, c).permute(0, 3, 1, 2)           # channels-last layout
+    flat = features.reshape(b, c, h * w)
+    product = d_gram @ flat if add_to is None else torch.baddbmm(add_to.reshape(b, c, h * w), d_gram, flat)
+    return product.view(b, c, h, w)
 
 
 def _mask_power(mask: torch.Tensor) -> torch.Tensor:
@@ -174,18 +184,22 @@ def content_loss(generated: torch.Tensor, target: torch.Tensor, convention: str 
     tutorial: :math:`\mathrm{mean}\,(F - P)^2`; coursera: :math:`\sum (F-P)^2 / (4 H W C)`;
     gatys: :math:`\tfrac12 \sum (F - P)^2`. Introduced in lesson 4.
     """
+    _check_content_inputs(generated, target, convention)
+    return (generated - target).pow(2).sum() / _content_denominator(generated, convention)
+
+
+def _check_content_inputs(generated: torch.Tensor, target: torch.Tensor, convention: str) -> None:
     _check_convention(convention)
     _check_features(generated, "content_loss's generated features")
     if generated.shape != target.shape:
         raise NSTError(f"content_loss got features of shapes {tuple(generated.shape)} and {tuple(target.shape)}: "
                        f"the generated and content images must have the same size")
-    squared = (generated - target).pow(2)
-    if convention == "tutorial":
-        return squared.mean()
-    if convention == "coursera":
-        _, c, h, w = generated.shape
-        return squared.sum() / (4 * h * w * c)
-    return 0.5 * squared.sum()
+
+
+def _content_denominator(features: torch.Tensor, convention: str) -> float:
+    """The content loss is the sum of squared differences divided by this: the mean, 4·H·W·C, or 2."""
+    _, c, h, w = features.shape
+    return {"tutorial": float(features.numel()), "coursera": 4.0 * h * w * c, "gatys": 2.0}[convention]
 
 
 def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = "tutorial",
@@ -214,8 +228,8 @@ def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = 
         raise NSTError(f"style_loss got {channels} and {target_gram.shape[-1]} channels: take both feature "
                        f"maps from the same layer")
     if not target_gram.requires_grad and target_gram.shape[0] == batch:
-        # Same value as below, one matrix product cheaper to differentiate (see _StyleLossFunction).
-        return _StyleLossFunction.apply(generated, target_gram, convention)
+        # Same value as below, one matrix product cheaper to differentiate (see _StyleLossInPass).
+        return _StyleLossInPass.apply(generated, target_gram, convention)[1]
     squared = (gram_matrix(generated, convention) - target_gram).pow(2)
     if convention == "tutorial":
         return squared.mean()
@@ -275,15 +289,69 @@ def total_variation_loss(image: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     return dx.pow(p).mean() + dy.pow(p).mean()
 
 
-class _StyleLossFunction(torch.autograd.Function):
-    """The style loss of ``F`` against a Gram ``A`` that takes no gradient, with a hand-written backward.
+def content_loss_in_pass(generated: torch.Tensor, target: torch.Tensor,
+                        convention: str = "tutorial") -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`content_loss` taken in the middle of a forward pass: ``(features, loss)``, where ``features`` are
+    ``generated`` again, for the pass to carry on with.
+
+    Same value as :func:`content_loss`. In the backward pass, the gradient coming back through the network and this
+    loss's gradient are then added in one step, instead of autograd making a second full-size gradient for this
+    layer and adding the two. :class:`~nstutil.Objective` uses it (lesson 5).
+    """
+    _check_content_inputs(generated, target, convention)
+    return _ContentLossInPass.apply(generated, target, convention)
+
+
+def style_loss_in_pass(generated: torch.Tensor, target_gram: torch.Tensor,
+                       convention: str = "tutorial") -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`style_loss` against a Gram matrix (that takes no gradient) in the middle of a forward pass:
+    ``(features, loss)``, as :func:`content_loss_in_pass`. The backward writes this loss's gradient and the
+    gradient coming back through the network in one matrix product. :class:`~nstutil.Objective` uses it (lesson 5).
+    """
+    _check_convention(convention)
+    _check_features(generated, "style_loss's generated features")
+    channels = generated.shape[1]
+    if target_gram.shape[-2:] != (channels, channels) or target_gram.requires_grad:
+        raise NSTError(f"style_loss_in_pass got a {channels}-channel map and a target of shape "
+                       f"{tuple(target_gram.shape)}: pass the {channels}×{channels} Gram matrix of the same layer")
+    return _StyleLossInPass.apply(generated, target_gram, convention)
+
+
+class _ContentLossInPass(torch.autograd.Function):
+    """``(F, content loss of F)``; the backward returns the incoming gradient plus ``2 (F - P) / denominator``."""
+
+    @staticmethod
+    def forward(ctx, generated, target, convention):
+        diff = generated - target
+        denominator = _content_denominator(generated, convention)
+        ctx.set_materialize_grads(False)      # no zero-filled gradient for an output nobody used
+        ctx.save_for_backward(diff)
+        ctx.scale = 2.0 / denominator
+        # detach(), not the input itself: autograd's view of a returned input loses the channels-last strides.
+        return generated.detach(), diff.pow(2).sum() / denominator
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_features, grad_loss):
+        if grad_loss is None:
+            return grad_features, None, None
+        diff, = ctx.saved_tensors
+        scale = grad_loss * ctx.scale
+        if grad_features is None:
+            return diff * scale, None, None
+        return torch.addcmul(grad_features, diff, scale), None, None
+
+
+class _StyleLossInPass(torch.autograd.Function):
+    """``(F, style loss of F)`` against a Gram ``A`` that takes no gradient, with a hand-written backward.
 
     The forward is :func:`style_loss`'s own arithmetic (same values). Autograd's backward of ``F Fᵀ`` spends two
     matrix products (one per factor); since ``dL/dG`` is symmetric up to rounding, ``dL/dF = (dG + dGᵀ) F / norm``
-    needs one. On the tutorial's layers (64-channel full-resolution maps) the Gram products are a quarter of the work
-    of an evaluation, so this saves about a tenth of it. On the CPU each product runs as a convolution or a matrix
-    product, whichever is faster there (see :func:`_by_convolution`); matrix products use channels-last maps as
-    ``positions × channels`` views, without copies.
+    needs one, and it adds the gradient coming back through the network as it writes. On the tutorial's layers
+    (64-channel full-resolution maps) the Gram products are a quarter of the work of an evaluation, so this saves
+    about a tenth of it. On the CPU each product runs as a convolution or a matrix product, whichever is faster
+    there (see :func:`_by_convolution`); matrix products use channels-last maps as ``positions × channels`` views,
+    without copies.
     """
 
     @staticmethod
@@ -300,16 +368,18 @@ class _StyleLossFunction(torch.autograd.Function):
             loss = squared.sum() / (4.0 * c ** 2 * (h * w) ** 2)
             scale = 2.0 / (4.0 * c ** 2 * (h * w) ** 2)
             norm = 1.0
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(generated, diff)
         ctx.scale_norm = scale / norm
-        return loss
+        return generated.detach(), loss
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_loss):
+    def backward(ctx, grad_features, grad_loss):
+        if grad_loss is None:
+            return grad_features, None, None
         generated, diff = ctx.saved_tensors
         d_gram = diff * (grad_loss * ctx.scale_norm)
         d_gram = d_gram + d_gram.transpose(1, 2)
-        d_generated = _apply_product(generated, d_gram, _by_convolution(generated, "apply"))
+        d_generated = _apply_product(generated, d_gram, _by_convolution(generated, "apply"), add_to=grad_features)
         return d_generated, None, None
-

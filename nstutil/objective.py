@@ -17,13 +17,13 @@ its perceptual loss and its image optimisation).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .errors import NSTError
-from .losses import (channel_statistics, content_loss, gram_matrix, mean_std_loss, style_loss,
-                     total_variation_loss)
+from .losses import (channel_statistics, content_loss, content_loss_in_pass, gram_matrix, mean_std_loss,
+                     style_loss, style_loss_in_pass, total_variation_loss)
 from .presets import Preset
 from .regions import mask_at_layer
 from .vgg import VGGFeatures
@@ -62,6 +62,11 @@ class ContentTerm:
     def __call__(self, activation: torch.Tensor) -> torch.Tensor:
         return content_loss(activation, self.target, self.convention)
 
+    def in_pass(self, activation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(activation, loss)`` with the loss attached to the activation the pass carries on with (same value
+        as calling the term; a cheaper backward, see :func:`~nstutil.losses.content_loss_in_pass`)."""
+        return content_loss_in_pass(activation, self.target, self.convention)
+
 
 class StyleTerm:
     r"""One layer's style loss against one or several style images.
@@ -92,6 +97,15 @@ class StyleTerm:
             value = value if weight == 1.0 else weight * value
             total = value if total is None else total + value
         return total
+
+    def in_pass(self, activation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(activation, loss)``, as :meth:`ContentTerm.in_pass`. Only one unmasked Gram target has the fused
+        backward (:func:`~nstutil.losses.style_loss_in_pass`); other losses stay a branch of their own."""
+        if len(self.parts) == 1 and self.statistic == "gram":
+            target, mask, _ = self.parts[0]
+            if mask is None and not target.requires_grad:
+                return style_loss_in_pass(activation, target, self.convention)
+        return activation, self(activation)
 
 
 def _blend(targets: Sequence[StyleTarget], blend: Sequence[float]) -> StyleTarget:
@@ -159,12 +173,17 @@ class Objective:
         # Each loss right after its layer, not all after the pass: the backward pass then takes each layer's loss
         # gradient only when it reaches that layer, instead of holding them all from its start (that cost 50-70 MB
         # of peak memory at 512 px), and no activation is kept alive here through the backward pass.
-        for name, activation in self.model.activations(image, self.layers, channels_last=True):
+        # Each term sends back the activation its loss is attached to, so that in the backward pass its gradient
+        # joins the network's in one step (see ContentTerm.in_pass).
+        forward_pass = self.model.activations(image, self.layers, channels_last=True)
+        reached = next(forward_pass, None)
+        while reached is not None:
+            name, activation = reached
             if name in self.content_terms:
-                c_terms[name] = self.content_terms[name](activation)
+                activation, c_terms[name] = self.content_terms[name].in_pass(activation)
             if name in self.style_terms:
-                s_terms[name] = self.style_terms[name](activation)
-        del activation
+                activation, s_terms[name] = self.style_terms[name].in_pass(activation)
+            reached = _send(forward_pass, activation)
         zero = image.new_zeros(())
         # Stacked in the recipe's order (the record's labels), not the order the pass reached the layers.
         c_stack = torch.stack([c_terms[n] for n in self.content_terms]) if c_terms else image.new_zeros(0)
@@ -190,6 +209,14 @@ class Objective:
         """The loss record of ``image`` (1×3×H×W in [0, 1]): what the optimisation would record for it."""
         _, values = self.loss(image.to(self.device))
         return self.record(values.tolist(), scale=max(image.shape[-2:]))
+
+
+def _send(generator: Iterator, value: object) -> object:
+    """``generator.send(value)``, or None when the generator is done."""
+    try:
+        return generator.send(value)
+    except StopIteration:
+        return None
 
 
 def normalised_blend(style_blend: Optional[Sequence[float]], count: int) -> List[float]:

@@ -187,7 +187,8 @@ def style_transfer(
                          preserve_colors=preserve_colors)
 
     with Minimiser(total_steps=sum(counts), optimizer=optimizer, lr=lr, callback=callback,
-                   intermediate_every=intermediate_every, progress=progress) as minimiser:
+                   intermediate_every=intermediate_every, progress=progress) as minimiser, \
+            net.channels_last_weights([*recipe.content_layers, *recipe.style_layers]):
         for k, (scale, count) in enumerate(zip(sizes, counts)):
             at_scale = inputs.at_scale(scale)
             content_net, styles_net = network_images(at_scale, preserve_colors)

@@ -300,6 +300,34 @@ def test_objective_scores_the_start_as_the_run_records_it(vgg, make_image):
     assert record.scale == 32
 
 
+@pytest.mark.parametrize("preset", ["tutorial", "gatys"])
+def test_objective_gradient_is_the_sum_of_its_terms(vgg, make_image, preset):
+    """The losses attached to the pass (fused backward) give the gradient of the plain sum of the terms, each
+    computed on the network's activations: float32 against float64, both presets (conv and relu layers)."""
+    content, style, image = make_image(32, 32, seed=36), make_image(32, 32, seed=37), make_image(32, 32, seed=38)
+    objective = build_objective(content, style, model=vgg, preset=preset)
+    recipe = objective.recipe
+    x = image.clone().requires_grad_(True)
+    total, _ = objective.loss(x)
+    total.backward()
+    model = vgg.double()
+    try:
+        ref_x = image.double().requires_grad_(True)
+        layers = list(recipe.content_layers) + list(recipe.style_layers)
+        generated, photo = model(ref_x, layers), model(content.double(), list(recipe.content_layers))
+        painting = model(style.double(), list(recipe.style_layers))
+        conv = recipe.convention
+        ref = recipe.content_weight * sum(w * nstutil.content_loss(generated[n], photo[n], conv)
+                                          for n, w in recipe.content_layers.items())
+        ref = ref + recipe.style_weight * sum(w * style_loss(generated[n], painting[n], conv)
+                                              for n, w in recipe.style_layers.items())
+        ref.backward()
+    finally:
+        vgg.float()
+    assert total.item() == pytest.approx(ref.item(), rel=1e-4)
+    torch.testing.assert_close(x.grad.double(), ref_x.grad, rtol=1e-3, atol=1e-4 * ref_x.grad.abs().max().item())
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 
 BAD = {

@@ -65,7 +65,8 @@ def test_the_chosen_path_is_the_one_used(fresh_choices, monkeypatch, choice):
     real_gram, real_apply = losses._gram_product, losses._apply_product
     monkeypatch.setattr(losses, "_convolution_is_faster", lambda features, product: choice)
     monkeypatch.setattr(losses, "_gram_product", lambda f, by: used.append(("gram", by)) or real_gram(f, by))
-    monkeypatch.setattr(losses, "_apply_product", lambda f, d, by: used.append(("apply", by)) or real_apply(f, d, by))
+    monkeypatch.setattr(losses, "_apply_product",
+                        lambda f, d, by, add_to=None: used.append(("apply", by)) or real_apply(f, d, by, add_to))
     x = torch.randn(1, 4, 5, 5).requires_grad_(True)
     style_loss(x, gram_matrix(torch.randn(1, 4, 3, 3), "gatys"), "gatys").backward()
     assert used == [("gram", choice), ("gram", choice), ("apply", choice)]

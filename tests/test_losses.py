@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nstutil
-from nstutil import NSTError, content_loss, gram_matrix, style_loss, total_variation_loss
+from nstutil import NSTError, content_loss, gram_matrix, losses, style_loss, total_variation_loss
 
 CONVENTIONS = ("tutorial", "coursera", "gatys")
 
@@ -322,3 +322,74 @@ def test_style_loss_gradient_channels_last(convention):
     torch.testing.assert_close(grads[0], grads[1])
     x = f.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: style_loss(t, target, convention), (x,))
+
+
+def _through_a_layer(features, loss, downstream):
+    """A stand-in for the rest of the network: a loss term downstream of ``features`` plus ``loss``."""
+    return (features.relu() * downstream).sum() + 3.0 * loss
+
+
+@pytest.mark.parametrize("by_convolution", [False, True])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("kind", ["content", "style"])
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_losses_in_pass_match_a_separate_branch(monkeypatch, convention, kind, layout, by_convolution):
+    """Attached to the pass (one fused backward step) or computed on a branch of their own (autograd adds the two
+    gradients): the same loss, the same features carried on, the same gradient (float32 against float64)."""
+    monkeypatch.setattr(losses, "_PRODUCT_PATHS", {})
+    monkeypatch.setattr(losses, "_convolution_is_faster", lambda features, product: by_convolution)
+    g = torch.Generator().manual_seed(21)
+    f = torch.randn(1, 6, 5, 7, generator=g)
+    downstream = torch.randn(1, 6, 5, 7, generator=g)
+    if kind == "content":
+        target = torch.randn(1, 6, 5, 7, generator=g)
+        branch, in_pass = content_loss, losses.content_loss_in_pass
+    else:
+        target = gram_matrix(torch.randn(1, 6, 4, 4, generator=g), convention)
+        branch, in_pass = style_loss, losses.style_loss_in_pass
+    x = f.clone(memory_format=layout).requires_grad_(True)
+    features, loss = in_pass(x, target, convention)
+    assert torch.equal(features, x) and features.stride() == x.stride()
+    _through_a_layer(features, loss, downstream).backward()
+    ref_x = f.double().requires_grad_(True)
+    ref_loss = branch(ref_x, target.double(), convention)
+    _through_a_layer(ref_x, ref_loss, downstream.double()).backward()
+    assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
+    torch.testing.assert_close(x.grad.double(), ref_x.grad, rtol=1e-4, atol=1e-6 * ref_x.grad.abs().max().item())
+
+
+@pytest.mark.parametrize("kind", ["content", "style"])
+def test_losses_in_pass_alone_or_features_alone(kind):
+    """Only the loss used, or only the features carried on: each gets exactly its own gradient."""
+    g = torch.Generator().manual_seed(22)
+    f = torch.randn(1, 3, 4, 4, generator=g, dtype=torch.float64)
+    target = torch.randn(1, 3, 4, 4, generator=g, dtype=torch.float64)
+    if kind == "style":
+        target = gram_matrix(target, "gatys")
+    in_pass = losses.content_loss_in_pass if kind == "content" else losses.style_loss_in_pass
+    branch = content_loss if kind == "content" else style_loss
+    assert torch.autograd.gradcheck(lambda t: in_pass(t, target, "gatys")[1], (f.clone().requires_grad_(True),))
+    x = f.clone().requires_grad_(True)
+    in_pass(x, target, "gatys")[0].sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(f))
+    x = f.clone().requires_grad_(True)
+    in_pass(x, target, "gatys")[1].backward()
+    ref = f.clone().requires_grad_(True)
+    branch(ref, target, "gatys").backward()
+    torch.testing.assert_close(x.grad, ref.grad)
+
+
+def test_features_from_the_pass_cannot_be_changed_in_place():
+    """The loss's backward needs the features as they were: autograd refuses an in-place change afterwards."""
+    x = torch.randn(1, 3, 4, 4).requires_grad_(True)
+    features, loss = losses.style_loss_in_pass(x * 1.0, gram_matrix(torch.randn(1, 3, 4, 4)), "tutorial")
+    features.relu_()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (features.sum() + loss).backward()
+
+
+def test_style_loss_in_pass_wants_the_layers_gram():
+    with pytest.raises(NSTError, match="4×4 Gram matrix of the same layer"):
+        losses.style_loss_in_pass(torch.randn(1, 4, 3, 3), torch.randn(1, 5, 5), "tutorial")
+    with pytest.raises(NSTError, match="shapes"):
+        losses.content_loss_in_pass(torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 2), "tutorial")

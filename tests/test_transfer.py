@@ -339,16 +339,16 @@ def test_keyboard_interrupt_keeps_best_image(vgg, make_image, optimizer):
 
 
 def test_nan_mid_run_stops_and_keeps_last_finite(vgg, make_image, monkeypatch):
-    real = objective_module.style_loss
+    real = objective_module.style_loss_in_pass
     calls = {"n": 0}
     n_style = len(nstutil.get_preset("tutorial").style_layers)
 
-    def poisoned(generated, target, convention, mask=None):
+    def poisoned(generated, target, convention):
         calls["n"] += 1
-        value = real(generated, target, convention, mask=mask)
-        return value * math.nan if calls["n"] > 3 * n_style else value  # evaluation 3 and later
+        features, value = real(generated, target, convention)
+        return features, value * math.nan if calls["n"] > 3 * n_style else value  # evaluation 3 and later
 
-    monkeypatch.setattr(objective_module, "style_loss", poisoned)
+    monkeypatch.setattr(objective_module, "style_loss_in_pass", poisoned)
     images = []
     with pytest.warns(RuntimeWarning, match="nan") as record:
         result = run(make_image(32, 32), make_image(32, 32, seed=1), vgg, steps=20, init="noise",
@@ -487,3 +487,10 @@ def test_gram_of_style_target_is_computed_once(vgg, make_image, monkeypatch):
     assert len(calls) == 5  # one per style layer, before the loop
     # (and the loss itself still uses the real gram_matrix through style_loss)
     assert gram_matrix is real
+
+
+def test_a_run_leaves_the_models_weights_as_they_were(vgg, make_image):
+    convolutions = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
+    weights = [c.weight.clone() for c in convolutions]
+    run(make_image(32, 32), make_image(32, 32, seed=1), vgg, preset="gatys", steps=3)
+    assert all(c.weight.is_contiguous() and torch.equal(c.weight, w) for c, w in zip(convolutions, weights))

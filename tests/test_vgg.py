@@ -475,3 +475,20 @@ def test_cached_caffe_file_uses_caffe_input(monkeypatch, tmp_path, torchvision_v
         assert load_vgg19(checkpoints / "vgg19-d01eb7cb.pth").input_convention == "caffe"
     finally:
         vgg_module._cache.clear()
+
+
+def test_channels_last_weights_only_inside_the_block_and_same_values(vgg, make_image):
+    image = make_image(32, 32, seed=9)
+    before = vgg(image, ["relu3_1"])["relu3_1"]
+    convolutions = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
+    weights = [c.weight.clone() for c in convolutions]
+    with pytest.raises(KeyboardInterrupt):
+        with vgg.channels_last_weights(["relu3_1", "conv_2"]):
+            # Up to conv3_1 (the deepest asked for) channels-last; the rest untouched.
+            assert [c.weight.is_contiguous() for c in convolutions[:6]] == [False] * 5 + [True]
+            inside = vgg(image, ["relu3_1"], channels_last=True)["relu3_1"]
+            raise KeyboardInterrupt  # a stopped run gives the layout back too
+    assert all(c.weight.is_contiguous() for c in convolutions)
+    assert all(torch.equal(c.weight, w) for c, w in zip(convolutions, weights))
+    torch.testing.assert_close(inside, before, rtol=1e-5, atol=1e-6)
+    assert vgg(image, ["relu3_1"])["relu3_1"].is_contiguous()
