@@ -447,7 +447,9 @@ class VGGFeatures(nn.Module):
         for index, module in enumerate(self.features):
             x = module(x, inplace=index - 1 not in wanted) if isinstance(module, _ReLU) else module(x)
             for name in wanted.get(index, ()):
-                sent = yield name, x
+                # Convolutions answer in their weight's layout, which is channels-last while a run is going on
+                # (channels_last_weights): a plain pass still hands out the usual layout.
+                sent = yield name, (x if channels_last else x.contiguous())
                 if sent is not None:
                     x = sent
             if index == last:

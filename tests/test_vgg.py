@@ -487,6 +487,7 @@ def test_channels_last_weights_only_inside_the_block_and_same_values(vgg, make_i
             # Up to conv3_1 (the deepest asked for) channels-last; the rest untouched.
             assert [c.weight.is_contiguous() for c in convolutions[:6]] == [False] * 5 + [True]
             inside = vgg(image, ["relu3_1"], channels_last=True)["relu3_1"]
+            assert vgg(image, ["relu3_1"])["relu3_1"].is_contiguous()  # e.g. the explorer during a run
             raise KeyboardInterrupt  # a stopped run gives the layout back too
     assert all(c.weight.is_contiguous() for c in convolutions)
     assert all(torch.equal(c.weight, w) for c, w in zip(convolutions, weights))
