@@ -347,7 +347,8 @@ class _StyleLossInPass(torch.autograd.Function):
 
     The forward is :func:`style_loss`'s own arithmetic (same values). Autograd's backward of ``F Fᵀ`` spends two
     matrix products (one per factor); since ``dL/dG`` is symmetric up to rounding, ``dL/dF = (dG + dGᵀ) F / norm``
-    needs one, and it adds the gradient coming back through the network as it writes. On the tutorial's layers
+    needs one, and it adds the gradient coming back through the network (as it writes, on the matrix-product path;
+    right after, on the convolution path). On the tutorial's layers
     (64-channel full-resolution maps) the Gram products are a quarter of the work of an evaluation, so this saves
     about a tenth of it. On the CPU each product runs as a convolution or a matrix product, whichever is faster
     there (see :func:`_by_convolution`); matrix products use channels-last maps as ``positions × channels`` views,
