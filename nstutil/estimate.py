@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from .device import resolve_device
 from .errors import NSTError
 from .inputs import plan_scales
 from .vgg import LAYERS, LayerInfo, VGGFeatures, min_image_side, resolve_layer
@@ -138,7 +139,7 @@ def memory_needed(height: int, width: int, content_layers: Optional[Layers], sty
 
 def available_memory(device: Union[None, str, torch.device] = None) -> Optional[int]:
     """Bytes the OS (or, for a GPU, the CUDA driver) says a new allocation can have now; None if unknown."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = resolve_device(device, default="cpu")
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     try:
@@ -216,7 +217,7 @@ def measure_speed(content_layers: Layers, style_layers: Layers, *, model: VGGFea
     process, device and layers; well under a second on a laptop CPU."""
     from .transfer import style_transfer  # the engine imports this module's users, not this module
 
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = resolve_device(device, model)
     key = (str(device), tuple(_names(content_layers)), tuple(_names(style_layers)), torch.get_num_threads())
     if key in _speeds:
         return _speeds[key]
@@ -330,7 +331,7 @@ def plan_run(content: Union[str, os.PathLike], size: Optional[int], steps: Union
     recipe = get_preset(preset)
     content_layers = recipe.content_layers if content_layers is None else content_layers
     style_layers = recipe.style_layers if style_layers is None else style_layers
-    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     available = available_memory(device) if available is None else available
     estimate = estimate_run(*shape, steps, content_layers, style_layers, scales=scales, available=available)
     if not estimate.fits:

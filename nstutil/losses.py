@@ -197,9 +197,17 @@ def _check_content_inputs(generated: torch.Tensor, target: torch.Tensor, convent
 
 
 def _content_denominator(features: torch.Tensor, convention: str) -> float:
-    """The content loss is the sum of squared differences divided by this: the mean, 4·H·W·C, or 2."""
-    _, c, h, w = features.shape
-    return {"tutorial": float(features.numel()), "coursera": 4.0 * h * w * c, "gatys": 2.0}[convention]
+    """The content loss is the sum of squared differences divided by this: the mean, 4·H·W·C, or 2 (times the
+    batch size, so that a batch's loss is the mean of its images' losses)."""
+    b, c, h, w = features.shape
+    return {"tutorial": float(features.numel()), "coursera": 4.0 * b * h * w * c, "gatys": 2.0 * b}[convention]
+
+
+def _style_denominator(features: torch.Tensor) -> float:
+    """The coursera and gatys style losses are the sum of squared Gram differences divided by this, 4·C²·M²
+    (times the batch size, as :func:`_content_denominator`)."""
+    b, c, h, w = features.shape
+    return 4.0 * b * c ** 2 * (h * w) ** 2
 
 
 def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = "tutorial",
@@ -227,14 +235,16 @@ def style_loss(generated: torch.Tensor, target: torch.Tensor, convention: str = 
     if target_gram.shape[-2:] != (channels, channels):
         raise NSTError(f"style_loss got {channels} and {target_gram.shape[-1]} channels: take both feature "
                        f"maps from the same layer")
-    if not target_gram.requires_grad and target_gram.shape[0] == batch:
+    if target_gram.dim() == 3 and target_gram.shape[0] not in (1, batch):
+        raise NSTError(f"style_loss got {batch} generated image(s) and {target_gram.shape[0]} targets: give one "
+                       f"target for all, or one per image")
+    if not target_gram.requires_grad:
         # Same value as below, one matrix product cheaper to differentiate (see _StyleLossInPass).
         return _StyleLossInPass.apply(generated, target_gram, convention)[1]
     squared = (gram_matrix(generated, convention) - target_gram).pow(2)
     if convention == "tutorial":
         return squared.mean()
-    _, c, h, w = generated.shape
-    return squared.sum() / (4.0 * c ** 2 * (h * w) ** 2)
+    return squared.sum() / _style_denominator(generated)
 
 
 def channel_statistics(features: torch.Tensor,
@@ -359,15 +369,15 @@ class _StyleLossInPass(torch.autograd.Function):
     def forward(ctx, generated, target_gram, convention):
         b, c, h, w = generated.shape
         gram = gram_matrix(generated, convention)
-        diff = gram - target_gram
+        diff = gram - target_gram                         # one target broadcasts over a batch
         squared = diff.pow(2)
         if convention == "tutorial":
             loss = squared.mean()
             scale = 2.0 / squared.numel()                 # d mean(d²) / d G
             norm = float(c * h * w)
         else:
-            loss = squared.sum() / (4.0 * c ** 2 * (h * w) ** 2)
-            scale = 2.0 / (4.0 * c ** 2 * (h * w) ** 2)
+            loss = squared.sum() / _style_denominator(generated)
+            scale = 2.0 / _style_denominator(generated)
             norm = 1.0
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(generated, diff)

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .colour import grey, luminance
+from .device import resolve_device
 from .errors import NSTError
 from .images import ImageLike, Size, resize_image, save_image
 from .inputs import (RunInputs, check_size, is_init_path, network_images, plan_scales, prepare, presenter,
@@ -76,24 +77,13 @@ def build_objective(content: Optional[ImageLike], style: Union[None, ImageLike, 
         raise NSTError(f"build_objective got unknown keyword(s) {', '.join(sorted(unknown))}: use the recipe "
                        f"keywords of style_transfer ({', '.join(settings)})")
     settings.update(recipe)
+    device = resolve_device(device, model)
     recipe_, inputs, blend, _ = prepare(content, style, preset=preset, preserve_colors=preserve_colors, init=None,
                                          size=size, style_size=style_size, **settings)
-    net = model if model is not None else load_vgg19(weights, device=_pick_device(device))
+    net = model if model is not None else load_vgg19(weights, device=device)
     content_net, styles_net = network_images(inputs, preserve_colors)
     return Objective(net, recipe_, content=content_net, styles=styles_net, style_blend=blend,
                      style_masks=inputs.masks)
-
-
-def _pick_device(device: Union[None, str, torch.device]) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise NSTError(f"device {device!r} is not a device name: use 'cpu', 'cuda' or 'cuda:N'") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise NSTError(f"device {device!r} asked for, but this machine has no CUDA GPU: use device='cpu'")
-    return chosen
 
 
 def style_transfer(
@@ -156,6 +146,7 @@ def style_transfer(
     the run by returning ``True``. A stopped, interrupted (Ctrl-C) or diverged run returns the best image so far.
     The same seed on the CPU gives the same image. Introduced in lesson 5.
     """
+    device = resolve_device(device, model)
     recipe, inputs, blend, init = prepare(
         content, style, preset=preset, content_layers=content_layers, style_layers=style_layers,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, convention=convention,
@@ -180,8 +171,7 @@ def style_transfer(
     if preserve_colors == "luminance":
         start = grey(luminance(start))
 
-    device = _pick_device(device)
-    net = (model if model is not None else load_vgg19(weights, pooling=pooling, device=device)).to(device)
+    net = model if model is not None else load_vgg19(weights, pooling=pooling, device=device)
     settings = _settings(recipe, inputs, net, device, preset=preset, init=init, blend=blend, sizes=sizes,
                          counts=counts, optimizer=optimizer, lr=lr, seed=seed, style_scale=style_scale,
                          preserve_colors=preserve_colors)

@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 import torch
 from torch import nn
 
+from .device import resolve_device
 from .errors import NSTError
 
 __all__ = [
@@ -473,12 +474,14 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     ``None`` reads ``$NSTUTIL_WEIGHTS`` and falls back to ``"auto"``: imagenet when cached or downloadable,
     otherwise a loud :class:`WeightsWarning` and random weights, so that everything still runs offline.
     Files are read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
-    Named weights are loaded once per process and shared. Introduced in lesson 2.
+    Named weights are loaded once per process and device, and shared: nothing in nstutil moves a model (see
+    :mod:`nstutil.device`), so a shared one stays where it was loaded. ``device`` defaults to the CPU.
+    Introduced in lesson 2.
     """
     if weights is None:
         weights = os.environ.get("NSTUTIL_WEIGHTS", "").strip() or "auto"
     weights = os.fspath(weights)
-    target = torch.device(device) if device is not None else torch.device("cpu")
+    target = resolve_device(device, default="cpu")
     key = (weights, pooling, str(target))
     # A file may change between calls; the named sources cannot.
     cacheable = weights in ("imagenet", "caffe") or weights.startswith("random")
