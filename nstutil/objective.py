@@ -23,8 +23,8 @@ import torch
 
 from .device import model_device
 from .errors import NSTError
-from .losses import (channel_statistics, content_loss, content_loss_in_pass, gram_matrix, mean_std_loss,
-                     style_loss, style_loss_in_pass, total_variation_loss)
+from .fast import content_loss_in_pass, gram, style_loss, style_loss_in_pass
+from .losses import channel_statistics, content_loss, mean_std_loss, total_variation_loss
 from .presets import Preset
 from .regions import mask_at_layer
 from .vgg import VGGFeatures
@@ -65,7 +65,7 @@ class ContentTerm:
 
     def in_pass(self, activation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(activation, loss)`` with the loss attached to the activation the pass carries on with (same value
-        as calling the term; a cheaper backward, see :func:`~nstutil.losses.content_loss_in_pass`)."""
+        as calling the term; a cheaper backward, see :func:`~nstutil.fast.content_loss_in_pass`)."""
         return content_loss_in_pass(activation, self.target, self.convention)
 
 
@@ -101,7 +101,7 @@ class StyleTerm:
 
     def in_pass(self, activation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(activation, loss)``, as :meth:`ContentTerm.in_pass`. Only one unmasked Gram target has the fused
-        backward (:func:`~nstutil.losses.style_loss_in_pass`); other losses stay a branch of their own."""
+        backward (:func:`~nstutil.fast.style_loss_in_pass`); other losses stay a branch of their own."""
         if len(self.parts) == 1 and self.statistic == "gram":
             target, mask, _ = self.parts[0]
             if mask is None and not target.requires_grad:
@@ -158,7 +158,7 @@ class LossTerms:
 
     def _statistic(self, features: torch.Tensor) -> StyleTarget:
         if self.recipe.style_statistic == "gram":
-            return gram_matrix(features, self.recipe.convention)
+            return gram(features, self.recipe.convention)
         return channel_statistics(features)
 
     @torch.no_grad()

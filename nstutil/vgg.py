@@ -433,7 +433,7 @@ class VGGFeatures(nn.Module):
         each layer's loss gradient only when it gets to that layer, rather than holding them all from its start.
         A tensor sent back into the generator (``generator.send(tensor)``) replaces the activation just yielded for
         the rest of the pass: :class:`~nstutil.Objective` sends the one its loss is attached to
-        (:func:`~nstutil.losses.style_loss_in_pass`). Introduced in lesson 5.
+        (:func:`~nstutil.fast.style_loss_in_pass`). Introduced in lesson 5.
         """
         wanted: Dict[int, List[str]] = {}
         for name in layers:
