@@ -86,8 +86,16 @@ def _target_size(width: int, height: int, size: Size, role: str) -> Tuple[int, i
         return int(size[1]), int(size[0])
     if int(size) < 1:
         raise NSTError(f"size {size!r} for the {role}: give a positive number of pixels for the longer side")
-    scale = int(size) / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    height, width = scaled_shape((height, width), int(size))
+    return width, height
+
+
+def scaled_shape(shape: Tuple[int, int], longer: int) -> Tuple[int, int]:
+    """(H, W) of an image of shape ``shape`` = (H, W) resized so that its longer side is ``longer`` px: the one
+    size rule of nstutil (loading, coarse-to-fine scales, the estimate)."""
+    height, width = shape
+    factor = longer / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 def load_image(path: Union[str, os.PathLike], size: Size = None, *, role: str = "image",

@@ -33,13 +33,13 @@ import torch
 from . import __version__
 from .errors import NSTError
 from .images import write_atomically
+from .presets import GATYS_STYLE_LAYERS
 from .vgg import (CAFFE_URL, WEIGHTS_FILE_FORMAT, VGGFeatures, _INFO_KEY, _imagenet_url, _load_weights,
                   _make_features, _read_weights_file)
 
 __all__ = ["WeightsFile", "export_weights", "verify_weights", "float16_effect", "sha256_file", "main"]
 
 _FORMAT_VERSION = 1
-_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # torch.hub names a checkpoint after the first hex digits of its SHA-256, so a copy made by hand is recognised by
 # its content, whatever it is called now.
 _KNOWN_CHECKPOINTS = {"dcbb9e9d": "imagenet", "d01eb7cb": "caffe"}
@@ -225,8 +225,8 @@ def float16_effect(source: Union[str, os.PathLike] = "imagenet", *, size: int = 
     content = load_image(DEFAULT_CONTENT, size)
     effect: Dict[str, float] = {}
     with torch.no_grad():
-        grams = [{n: gram_matrix(f) for n, f in m(content, list(_STYLE_LAYERS)).items()} for m in (exact, rounded)]
-    for name in _STYLE_LAYERS:
+        grams = [{n: gram_matrix(f) for n, f in m(content, list(GATYS_STYLE_LAYERS)).items()} for m in (exact, rounded)]
+    for name in GATYS_STYLE_LAYERS:
         reference = grams[0][name].double()
         effect[f"gram {name}"] = ((grams[1][name].double() - reference).abs().max() / reference.abs().max()).item()
     for preset in presets:
