@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import NSTError
+from .output_files import check_image_format, check_output, write_atomically
 
 __all__ = [
     "IMAGES_DIR",
@@ -166,77 +166,27 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == Path(b).expanduser().resolve() or (a.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
 def save_image(image: torch.Tensor, path: Union[str, os.PathLike],
-               *, protect: Iterable[Union[str, os.PathLike]] = ()) -> Path:
+               *, protect: Iterable[Union[str, os.PathLike]] = (), force: bool = False) -> Path:
     """Write an image tensor to ``path`` (format from the extension) and return the path.
 
     The write is atomic: the picture goes to a temporary file beside the target which is then renamed over it,
-    so there is never a half-written file. Paths in ``protect`` (the inputs of a run) are never overwritten.
-    Missing parent folders are created.
+    so there is never a half-written file. Paths in ``protect`` (the inputs of a run) are never overwritten; an
+    existing read-only file only with ``force``, and a replaced file keeps its permissions. Missing parent
+    folders are created. See :mod:`nstutil.output_files`.
     """
-    path = check_writable(path, protect=protect)
+    path = check_writable(path, protect=protect, force=force)
     extension = path.suffix.lower()
-    formats = Image.registered_extensions()
+    fmt = check_image_format(path)
     picture = to_pil(image)
-    return write_atomically(path, lambda stream: picture.save(stream, format=formats[extension]), suffix=extension)
+    return write_atomically(path, lambda stream: picture.save(stream, format=fmt), suffix=extension)
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None], *, suffix: str = "") -> Path:
-    """Call ``write(stream)`` on a temporary file beside ``path``, then rename it over ``path`` (readable by all).
-
-    There is never a half-written ``path``: on any error the temporary file is removed. OS errors become
-    :class:`NSTError`. Used by :func:`save_image` and the weights export (:mod:`nstutil.weights`).
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)
-    except OSError as exc:
-        raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc}): choose a writable "
-                       f"folder") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file is for everyone to open
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc}): choose a writable "
-                           f"folder") from None
-        raise
-    return path
-
-
-def check_writable(path: Union[str, os.PathLike], *, protect: Iterable[Union[str, os.PathLike]] = ()) -> Path:
-    """Fail now, not after a long run, if ``save_image`` could not write ``path``; nothing is left behind."""
-    path = Path(path).expanduser()
-    for other in protect:
-        if other is not None and _same_file(path, Path(other)):
-            raise NSTError(f"output {str(path)!r} is one of the input images: choose another output path")
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise NSTError(f"output {str(path)!r} has no image extension Pillow knows: end it in .png or .jpg")
-    if path.is_dir():
-        raise NSTError(f"output {str(path)!r} is a directory: give a file name such as {str(path / 'result.png')!r}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise NSTError(f"output {str(path)!r} cannot be written ({str(folder)!r} is a file, not a folder): "
-                       f"choose a writable folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc} in {str(folder)!r}): "
-                       f"choose a writable folder") from None
-    return path
+def check_writable(path: Union[str, os.PathLike], *, protect: Iterable[Union[str, os.PathLike]] = (),
+                   force: bool = False) -> Path:
+    """Fail now, not after a long run, if ``save_image`` could not write ``path`` (an input, a folder, a format
+    Pillow cannot write, a name too long, a read-only file without ``force``); nothing is left behind."""
+    return check_output(path, protect=protect, force=force)
 
 
 def show_images(images: Sequence[ImageLike], titles: Optional[Sequence[str]] = None, *,
