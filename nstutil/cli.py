@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--style-blend", type=_number_list(float), metavar="W,W,...",
                          help="one weight per style image (default: equal); normalised to sum 1")
     control.add_argument("--style-masks", metavar="MASK,MASK,...",
-                         help="one mask picture per style image over the content image: white = this style")
+                         help="one mask picture per style image over the content image: white = this style, "
+                              "black or transparent = not")
     control.add_argument("--style-scale", type=float, metavar="S",
                          help="style image size relative to the content (0.5: finer strokes; default 1)")
     control.add_argument("--preserve-colors", choices=PRESERVE_COLORS,

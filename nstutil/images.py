@@ -62,8 +62,8 @@ def image_path(name: Union[str, os.PathLike], *, role: str = "image") -> Path:
                    f"({', '.join(bundled)})")
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """H×W×3 float32 in [0, 1] for any mode Pillow opens; transparency is composed over white."""
+def _to_rgb(img: Image.Image, background: Tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """H×W×3 float32 in [0, 1] for any mode Pillow opens; transparency is composed over ``background``."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit greyscale: convert("RGB") would clip at 255, so scale by the 16-bit range instead.
         grey = np.asarray(img, dtype=np.float32) / 65535.0
@@ -73,8 +73,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
@@ -91,10 +90,11 @@ def _target_size(width: int, height: int, size: Size, role: str) -> Tuple[int, i
 
 
 def load_image(path: Union[str, os.PathLike], size: Size = None, *, role: str = "image",
-               max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+               max_pixels: int = MAX_PIXELS, background: Tuple[int, int, int] = (255, 255, 255)) -> torch.Tensor:
     """Load a picture as a float32 tensor of shape 1×3×H×W with values in [0, 1].
 
-    Any mode Pillow opens (grey, RGBA, palette, CMYK, 16-bit) becomes RGB, transparent parts white; the EXIF
+    Any mode Pillow opens (grey, RGBA, palette, CMYK, 16-bit) becomes RGB, transparent parts composed over
+    ``background`` (white; masks use black: transparent means "not here"); the EXIF
     orientation is applied. ``size`` resizes keeping the aspect ratio so that the **longer** side has ``size``
     pixels (as jcjohnson's ``-image_size``); a pair ``(height, width)`` resizes to exactly that. Pictures over
     ``max_pixels`` are refused before decoding (decompression bombs). ``role`` ("content image", "style image")
@@ -118,7 +118,7 @@ def load_image(path: Union[str, os.PathLike], size: Size = None, *, role: str = 
                                    f"{max_pixels:,}: shrink it first or pass a larger max_pixels")
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                pixels = _to_rgb(img)
+                pixels = _to_rgb(img, background)
     except NSTError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
