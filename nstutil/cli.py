@@ -7,8 +7,9 @@ import math
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from .colour import PRESERVE_COLORS
 from .errors import NSTError
@@ -18,7 +19,7 @@ from .interrupts import StopSignals
 from .losses import CONVENTIONS, STYLE_STATISTICS
 from .presets import INIT_CHOICES, PRESETS
 from .optimisation import DEFAULT_LR
-from .transfer import OPTIMIZERS, Evaluation, style_transfer
+from .transfer import OPTIMIZERS, Evaluation, _pick_device, style_transfer
 
 __all__ = ["main", "build_parser", "parse_layers"]
 
@@ -204,7 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM and SIGHUP stop a run like Ctrl-C (the best image is written); a second signal is ignored.
     progress = {"evaluations": 0}
-    with StopSignals() as stop:
+    with StopSignals() as stop, _each_warning_once():
         try:
             return _run(args, stop, progress)
         except NSTError as exc:
@@ -216,6 +217,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     else "before the optimisation started")
             print(f"nstutil: {_stopped_by(stop)} {when}; nothing written", file=sys.stderr)
             return stop.exit_status
+
+
+@contextmanager
+def _each_warning_once() -> Iterator[None]:
+    """Within the block a warning whose text was shown already is not shown again: the estimate and the run each
+    load the weights, and offline each would say that the pretrained ones are missing. (A "once" filter does not
+    hold: every catch_warnings block, such as load_image's, resets the registry it keeps.)"""
+    shown = set()
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if (category, str(message)) not in shown:
+            shown.add((category, str(message)))
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def _stopped_by(stop: StopSignals) -> str:
@@ -244,6 +265,7 @@ def _run(args: argparse.Namespace, stop: StopSignals, progress: Dict[str, int]) 
     if args.save_every:  # the snapshots' names are longer: they must fit too
         check_writable(_snapshot_path(output, 9999), protect=inputs)
     args.scales, args.steps = _default_plan(args.size, args.scales, args.steps)
+    _pick_device(args.device)  # "cuda" without a GPU: one line now, not a traceback from the estimate
     # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.
     plan = plan_run(content, args.size, args.steps, preset=args.preset, content_layers=args.content_layers,
                     style_layers=args.style_layers, weights=args.weights, pooling=args.pooling, device=args.device,

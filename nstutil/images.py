@@ -136,6 +136,9 @@ def resize_image(image: torch.Tensor, size: Size, *, role: str = "image") -> tor
     """``image`` (N×C×H×W in [0, 1]) resized as :func:`load_image` resizes: ``size`` is the longer side (aspect
     ratio kept) or an exact ``(height, width)``; antialiased bicubic, clamped to [0, 1]. Introduced in lesson 8."""
     new_w, new_h = _target_size(image.shape[-1], image.shape[-2], size, role)
+    if new_w * new_h > MAX_PIXELS:  # e.g. a style scale of 1e6: refuse before allocating petabytes
+        raise NSTError(f"the {role} would be resized to {new_w:,}×{new_h:,} = {new_w * new_h:,} pixels, over the "
+                       f"limit of {MAX_PIXELS:,}: give a smaller size (or --style-scale / style_scale)")
     if (new_w, new_h) == (image.shape[-1], image.shape[-2]):
         return image.contiguous()
     return torch.nn.functional.interpolate(image, size=(new_h, new_w), mode="bicubic", align_corners=False,

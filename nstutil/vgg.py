@@ -471,6 +471,7 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     Files are read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
     Named weights are loaded once per process and shared. Introduced in lesson 2.
     """
+    from_environment = weights is None and bool(os.environ.get("NSTUTIL_WEIGHTS", "").strip())
     if weights is None:
         weights = os.environ.get("NSTUTIL_WEIGHTS", "").strip() or "auto"
     weights = os.fspath(weights)
@@ -480,7 +481,12 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     cacheable = weights in ("imagenet", "caffe") or weights.startswith("random")
     if cacheable and key in _cache:
         return _cache[key]
-    state, name, convention = _load_weights(weights)
+    try:
+        state, name, convention = _load_weights(weights)
+    except NSTError as exc:
+        if from_environment:  # the user never typed these weights here: say where they came from
+            raise NSTError(f"environment variable NSTUTIL_WEIGHTS={weights!r}: {exc}") from None
+        raise
     features = _make_features()
     features.load_state_dict(state)
     model = VGGFeatures(features, input_convention=convention, weights_name=name, pooling=pooling).to(target)
