@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import math
 import os
 import sys
@@ -262,8 +263,11 @@ def _run(args: argparse.Namespace, stop: StopSignals, progress: Dict[str, int]) 
     output = Path(args.output) if args.output else _default_output(content, styles)
     inputs: List[Path] = [content, *styles, *(masks or []), *([init] if args.init_image else [])]
     check_writable(output, protect=inputs, force=args.force)
-    if args.save_every:  # the snapshots' names are longer: they must fit too
+    if args.save_every:  # the snapshots' names are longer: they must fit too, and none may be read-only
         check_writable(_snapshot_path(output, 9999), protect=inputs)
+        pattern = f"{glob.escape(output.stem)}-[0-9]*{glob.escape(output.suffix)}"
+        for snapshot in sorted(output.parent.glob(pattern)):
+            check_writable(snapshot, protect=inputs)
     args.scales, args.steps = _default_plan(args.size, args.scales, args.steps)
     _pick_device(args.device)  # "cuda" without a GPU: one line now, not a traceback from the estimate
     # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.

@@ -101,8 +101,13 @@ def test_cli_refuses_before_the_run(tmp_path, capsys, monkeypatch):
     protected.chmod(0o400)
     base = ["--content", str(content), "--style", str(content), "--size", "32", "--steps", "2", "-q"]
     snapshots_too_long = tmp_path / ("z" * (NAME_MAX - 6) + ".png")  # fits, but z...-0010.png does not
+    old_snapshot = tmp_path / "run-0020.png"  # from an earlier run, made read-only
+    save_image(_image(), old_snapshot)
+    old_snapshot.chmod(0o444)
     for output, extra, message in ((protected, [], "read-only"), (tmp_path / "o.psd", [], "cannot write"),
-                                   (snapshots_too_long, ["--save-every", "10"], "limit")):
+                                   (snapshots_too_long, ["--save-every", "10"], "limit"),
+                                   (tmp_path / "run.png", ["--save-every", "10"], "run-0020.png' exists and is "
+                                                                                  "read-only")):
         assert cli.main([*base, "-o", str(output), *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith("nstutil: error: output") and message in err and err.count("\n") == 1, err
