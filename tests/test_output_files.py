@@ -126,3 +126,15 @@ def test_cli_force_replaces_a_read_only_output(tmp_path, capsys, monkeypatch):
     assert cli.main(["--content", str(content), "--style", str(content), "--size", "32", "--steps", "2", "-q",
                      "-o", str(protected), "--force"]) == 0
     assert protected.read_bytes() != before and _mode(protected) == 0o440
+
+
+def test_transfer_result_save_refuses_read_only_unless_forced(tmp_path):
+    image = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(4))
+    result = nstutil.style_transfer(image, image, size=32, steps=1, weights="random", progress=False)
+    target = tmp_path / "result.png"
+    save_image(_image(), target)
+    target.chmod(0o444)
+    with pytest.raises(NSTError, match="read-only"):
+        result.save(target)
+    result.save(target, force=True)
+    assert nstutil.load_image(target).shape == result.image.shape and _mode(target) == 0o444
