@@ -11,6 +11,7 @@ run's settings (:mod:`nstutil.settings`), where it runs (:mod:`nstutil.device`),
 """
 
 from .device import resolve_device
+from .environment import env_int
 from .errors import NSTError
 from .images import (DEFAULT_CONTENT, DEFAULT_STYLE, IMAGES_DIR, check_writable, image_path, load_image,
                      resize_image, save_image, show_images, to_pil)
@@ -32,5 +33,5 @@ __all__ = [
     "content_loss", "gram_matrix", "mean_std_loss", "style_loss", "total_variation_loss", "Objective", "PRESETS",
     "Preset", "get_preset", "resolve_recipe", "Evaluation", "LossRecord", "TransferResult", "build_objective",
     "style_transfer", "LAYERS", "LayerInfo", "VGGFeatures", "WeightsWarning", "layer_names", "load_vgg19",
-    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device",
+    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device", "env_int",
 ]

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import math
 import os
-import signal
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from .errors import NSTError
 from .estimate import plan_run
 from .images import DEFAULT_CONTENT, DEFAULT_STYLE, check_writable, image_path, save_image
+from .device import resolve_device
+from .interrupts import StopSignals
 from .presets import INIT_CHOICES, PRESETS
 from .optimisation import DEFAULT_LR
 from .settings import Controls, RecipeChoice, add_options, field_names, from_options, parse_layers, positive_int
@@ -35,8 +38,8 @@ examples:
   NSTUTIL_WEIGHTS=random nstutil --steps 20   offline smoke test with untrained weights
 
 layers may be named as in the paper (relu4_2) or as in the PyTorch tutorial (conv_4 = conv2_2).
-exit status: 0 done, 1 the run diverged (best image still written), 2 bad input, 130 interrupted
-(best image so far still written).
+exit status: 0 done, 1 the run diverged (best image still written), 2 bad input, 130 interrupted by Ctrl-C,
+143 by SIGTERM, 129 by SIGHUP (the best image so far still written in each case).
 """
 
 
@@ -59,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("-o", "--output", metavar="FILE",
                     help="where to write the result (.png, .jpg); default: CONTENT-STYLE.png in the current "
                          "folder, never overwriting an existing file")
+    io.add_argument("--force", action="store_true",
+                    help="replace OUTPUT even if it is read-only (it keeps its permissions)")
     io.add_argument("--size", type=positive_int, default=256, metavar="PX",
                     help="longer side of the content image and the result, in pixels (default: %(default)s)")
     io.add_argument("--style-size", type=positive_int, metavar="PX",
@@ -115,18 +120,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.formatwarning = _warning_line  # a command prints its warnings as lines, not as source excerpts
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM and SIGHUP stop a run like Ctrl-C (the best image is written); a second signal is ignored.
+    progress = {"evaluations": 0}
+    with StopSignals() as stop, _each_warning_once():
+        try:
+            return _run(args, stop, progress)
+        except NSTError as exc:
+            print(f"nstutil: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            # The optimisation handles a signal itself; this one came while loading, or while finishing.
+            when = (f"while finishing, after {progress['evaluations']} evaluations" if progress["evaluations"]
+                    else "before the optimisation started")
+            print(f"nstutil: {_stopped_by(stop)} {when}; nothing written", file=sys.stderr)
+            return stop.exit_status
+
+
+@contextmanager
+def _each_warning_once() -> Iterator[None]:
+    """Within the block a warning whose text was shown already is not shown again: the estimate and the run each
+    load the weights, and offline each would say that the pretrained ones are missing. (A "once" filter does not
+    hold: every catch_warnings block, such as load_image's, resets the registry it keeps.)"""
+    shown = set()
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if (category, str(message)) not in shown:
+            shown.add((category, str(message)))
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
-        return _run(args)
-    except NSTError as exc:
-        print(f"nstutil: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # Interrupted while loading, before the optimisation (which handles Ctrl-C itself) began.
-        print("nstutil: interrupted before the optimisation started; nothing written", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
-def _run(args: argparse.Namespace) -> int:
+def _stopped_by(stop: StopSignals) -> str:
+    return "interrupted" if stop.name in ("", "SIGINT") else f"stopped by {stop.name}"
+
+
+def _run(args: argparse.Namespace, stop: StopSignals, progress: Dict[str, int]) -> int:
     for name in ("content_weight", "style_weight", "tv_weight", "lr"):
         value = getattr(args, name)
         if value is not None and not math.isfinite(value):
@@ -143,7 +177,13 @@ def _run(args: argparse.Namespace) -> int:
     init = image_path(args.init_image, role="init image") if args.init_image else args.init
     output = Path(args.output) if args.output else _default_output(content, styles)
     inputs: List[Path] = [content, *styles, *(masks or []), *([init] if args.init_image else [])]
-    check_writable(output, protect=inputs)
+    check_writable(output, protect=inputs, force=args.force)
+    if args.save_every:  # the snapshots' names are longer: they must fit too, and none may be read-only
+        check_writable(_snapshot_path(output, 9999), protect=inputs)
+        pattern = f"{glob.escape(output.stem)}-[0-9]*{glob.escape(output.suffix)}"
+        for snapshot in sorted(output.parent.glob(pattern)):
+            check_writable(snapshot, protect=inputs)
+    resolve_device(args.device)  # "cuda" without a GPU: one line now, before the estimate loads anything
     recipe = from_options(RecipeChoice, args)
     controls = from_options(Controls, args, style_masks=masks)
     # Refuse a run that would not fit in memory now, and say how long and how large a long run will be.
@@ -152,30 +192,27 @@ def _run(args: argparse.Namespace) -> int:
     if plan is not None:
         print(f"nstutil: estimate: {plan.summary()}", file=sys.stderr)
 
-    def save_snapshots(event: Evaluation) -> None:
+    def after_evaluation(event: Evaluation) -> None:
         n = event.record.evaluation
-        if n > 0 and n % args.save_every == 0:
+        progress["evaluations"] = n + 1
+        if args.save_every and n > 0 and n % args.save_every == 0:
             save_image(event.image, _snapshot_path(output, n), protect=inputs)
 
     result = style_transfer(
         content, styles if len(styles) > 1 else styles[0],
         preset=args.preset, weights=args.weights, **recipe.given(), **dataclasses.asdict(controls),
         optimizer=args.optimizer, lr=args.lr, init=init, seed=args.seed, size=args.size, style_size=args.style_size,
-        pooling=args.pooling, device=args.device, callback=save_snapshots if args.save_every else None,
+        pooling=args.pooling, device=args.device, callback=after_evaluation,
         progress=not args.quiet,
     )
-    # Ctrl-C during the save must not leave a half-written file: save_image is atomic, and a second Ctrl-C
-    # while writing is ignored.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        written = result.save(output)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    # A signal during the save must neither leave a half-written file (save_image is atomic) nor stop the save.
+    stop.hold()
+    written = save_image(result.image, output, protect=inputs, force=args.force)
     last = result.history[result.best_evaluation] if result.best_evaluation >= 0 else None
     summary = f" (loss {last.total:.4g})" if last else ""
     if result.stop_reason == "interrupted":
-        print(f"nstutil: interrupted: {result.message}; wrote {written}{summary}", file=sys.stderr)
-        return 130
+        print(f"nstutil: {_stopped_by(stop)}: {result.message}; wrote {written}{summary}", file=sys.stderr)
+        return stop.exit_status
     if result.stop_reason == "nonfinite":
         print(f"nstutil: error: {result.message}; wrote {written}{summary}", file=sys.stderr)
         return 1

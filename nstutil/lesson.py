@@ -8,34 +8,17 @@ stylised. :func:`plot_runs` draws the figure lessons 5 and 8 use to compare runs
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import torch
 
+from .environment import env_int
 from .errors import NSTError
 from .images import DEFAULT_CONTENT, DEFAULT_STYLE, load_image, to_pil
 from .vgg import VGGFeatures, load_vgg19
 
-__all__ = ["Lesson", "setup", "env_int", "plot_runs"]
-
-
-def env_int(name: str, default: int) -> int:
-    """The whole number in environment variable ``name`` (``default`` when unset or empty); anything else is an
-    :class:`NSTError` naming the variable and a value that works."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise NSTError(f"environment variable {name}={text!r} is not a whole number: set it to e.g. {default}, "
-                       f"or unset it") from None
-    if value < 1:
-        raise NSTError(f"environment variable {name}={text!r} must be at least 1: set it to e.g. {default}, "
-                       f"or unset it")
-    return value
+__all__ = ["Lesson", "setup", "plot_runs"]
 
 
 @dataclass

@@ -121,7 +121,8 @@ class Controls:
         "--style-blend", "one weight per style image (default: equal); normalised to sum 1",
         type=_number_list(float), metavar="W,W,..."))
     style_masks: Optional[Sequence[MaskLike]] = field(default=None, metadata=_option(
-        "--style-masks", "one mask picture per style image over the content image: white = this style",
+        "--style-masks", "one mask picture per style image over the content image: white = this style, black or "
+        "transparent = not",
         type=_name_list, metavar="MASK,MASK,..."))
     style_scale: Optional[float] = field(default=None, metadata=_option(
         "--style-scale", "style image size relative to the content (0.5: finer strokes; default 1)", type=float,

@@ -56,10 +56,12 @@ class TransferResult:
         """The total loss of :attr:`image` (at the scale it was evaluated)."""
         return self.history[self.best_evaluation].total if self.best_evaluation >= 0 else math.inf
 
-    def save(self, path: Union[str, os.PathLike], *, protect: Sequence[Union[str, os.PathLike]] = ()):
-        """Write :attr:`image` atomically to ``path``, never over the run's input images."""
+    def save(self, path: Union[str, os.PathLike], *, protect: Sequence[Union[str, os.PathLike]] = (),
+             force: bool = False):
+        """Write :attr:`image` atomically to ``path``, never over the run's input images (nor over a read-only
+        file unless ``force``)."""
         inputs = [p for p in self.settings.get("input_paths", ()) if p]
-        return save_image(self.image, path, protect=[*inputs, *protect])
+        return save_image(self.image, path, protect=[*inputs, *protect], force=force)
 
 
 def build_objective(content: Optional[ImageLike], style: Union[None, ImageLike, Sequence[ImageLike]], *,

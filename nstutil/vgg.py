@@ -174,6 +174,9 @@ def _hub_checkpoint(url: str) -> Path:
 
 
 def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
+    from .weights_archive import check_archive, diagnose_load_error
+
+    check_archive(path, what)  # damage and compressed (inflating) entries, before torch.load reads anything
     try:
         with warnings.catch_warnings():
             # torch warns about pickle protocols it merely might not support; the outcome is reported below.
@@ -184,14 +187,7 @@ def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
     except IsADirectoryError:
         raise NSTError(f"{what} {str(path)!r} is a directory: give the path of a VGG19 state dict file") from None
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-            raise NSTError(
-                f"{what} {str(path)!r} holds pickled code, which nstutil refuses to run: save plain tensors "
-                f"with torch.save(model.state_dict(), path)"
-            ) from None
-        raise NSTError(f"{what} {str(path)!r} is not a readable PyTorch state dict ({reason}): "
-                       f"save one with torch.save(model.state_dict(), path)") from None
+        raise diagnose_load_error(exc, path, what) from None
     if not isinstance(loaded, dict):
         raise NSTError(f"{what} {str(path)!r} holds a {type(loaded).__name__}, not a state dict: "
                        f"save one with torch.save(model.state_dict(), path)")
@@ -478,6 +474,7 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     :mod:`nstutil.device`), so a shared one stays where it was loaded. ``device`` defaults to the CPU.
     Introduced in lesson 2.
     """
+    from_environment = weights is None and bool(os.environ.get("NSTUTIL_WEIGHTS", "").strip())
     if weights is None:
         weights = os.environ.get("NSTUTIL_WEIGHTS", "").strip() or "auto"
     weights = os.fspath(weights)
@@ -487,7 +484,12 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     cacheable = weights in ("imagenet", "caffe") or weights.startswith("random")
     if cacheable and key in _cache:
         return _cache[key]
-    state, name, convention = _load_weights(weights)
+    try:
+        state, name, convention = _load_weights(weights)
+    except NSTError as exc:
+        if from_environment:  # the user never typed these weights here: say where they came from
+            raise NSTError(f"environment variable NSTUTIL_WEIGHTS={weights!r}: {exc}") from None
+        raise
     features = _make_features()
     features.load_state_dict(state)
     model = VGGFeatures(features, input_convention=convention, weights_name=name, pooling=pooling).to(target)

@@ -9,7 +9,8 @@ import pytest
 import nstutil
 from nstutil import NSTError
 from nstutil.cli import build_parser
-from nstutil.lesson import env_int, plot_runs, setup
+from nstutil import env_int
+from nstutil.lesson import plot_runs, setup
 from nstutil.settings import Controls, RecipeChoice, bind, check_keywords, field_names, from_options
 
 

@@ -10,9 +10,9 @@ from typing import Dict
 
 import ipywidgets as widgets
 
+from ..environment import env_int
 from ..errors import NSTError
 from ..images import IMAGES_DIR, to_pil
-from ..lesson import env_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
