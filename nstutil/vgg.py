@@ -226,41 +226,6 @@ def _features_state(state: Dict[str, torch.Tensor], what: str) -> Dict[str, torc
     return features
 
 
-# What ``python -m nstutil.weights export`` records in the state dict's ``_metadata`` under the key "nstutil" (the
-# attribute torch keeps for module versions; load_state_dict ignores keys that name no module, and
-# torch.load(weights_only=True) keeps it), so the file stays a plain tensors-only features state dict.
-WEIGHTS_FILE_FORMAT = "nstutil-vgg19-features"
-_INFO_KEY = "nstutil"
-
-
-def _export_info(state: Dict[str, torch.Tensor]) -> Optional[Dict[str, object]]:
-    """The provenance an nstutil weights file records (source, input convention, ...); None for any other file."""
-    metadata = getattr(state, "_metadata", None)
-    info = metadata.get(_INFO_KEY) if isinstance(metadata, dict) else None
-    if isinstance(info, dict) and info.get("format") == WEIGHTS_FILE_FORMAT:
-        return dict(info)
-    return None
-
-
-def _read_weights_file(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], str, Optional[dict]]:
-    """(the file's state dict as stored, its features as float32, input convention, nstutil export info or None).
-
-    The input convention is the one an nstutil export records; otherwise a file named like the Caffe conversion
-    (``vgg19-d01eb7cb*``) is Caffe's and everything else torchvision's (ImageNet).
-    """
-    what = f"weights file {str(path)!r}"
-    raw = _read_state_dict(path, "weights file")
-    info = _export_info(raw)
-    features = _features_state(raw, what)
-    if info is None:
-        return raw, features, "caffe" if path.name.startswith("vgg19-d01eb7cb") else "imagenet", None
-    convention = info.get("input_convention")
-    if convention not in ("imagenet", "caffe"):
-        raise NSTError(f"{what} records the input convention {convention!r}, not 'imagenet' or 'caffe': export it "
-                       f"again with python -m nstutil.weights export")
-    return raw, features, str(convention), info
-
-
 def _fetch(url: str, what: str, how_to: str) -> Dict[str, torch.Tensor]:
     """A checkpoint from torch.hub's cache, downloading it there if it is not cached yet."""
     try:
@@ -348,7 +313,9 @@ def _load_weights(weights: str) -> Tuple[Dict[str, torch.Tensor], str, str]:
     if not path.exists() and os.sep not in weights and not weights.endswith((".pth", ".pt")):
         raise NSTError(f"unknown weights {weights!r}: use 'auto', 'imagenet', 'caffe', 'random', 'random:SEED' "
                        f"or the path of a VGG19 state dict file")
-    _, state, convention, info = _read_weights_file(path)
+    from .weights import read_weights_file  # the file format's module, which builds on this one
+
+    _, state, convention, info = read_weights_file(path)
     # An export names what it holds, so that a random export still reads as random (VGGFeatures.is_pretrained).
     name = f"{info['source']} from {path}" if info is not None else str(path)
     return state, name, convention
