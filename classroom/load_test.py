@@ -103,7 +103,8 @@ def _wrapper_config(state: Path, token: str) -> Path:
         f"load_subconfig({str(HERE / 'jupyterhub_config.py')!r})\n"
         "c.JupyterHub.services.append({'name': 'load-test', 'api_token': %r})\n"
         "c.JupyterHub.load_roles.append({'name': 'load-test', 'services': ['load-test'],\n"
-        "    'scopes': ['admin:users', 'admin:servers', 'access:servers', 'read:users']})\n" % token
+        "    'scopes': ['admin:users', 'admin:servers', 'access:servers', 'read:users', 'list:services',"
+        " 'read:services']})\n" % token
     )
     return config
 
