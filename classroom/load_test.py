@@ -46,12 +46,15 @@ MAX_STUDENTS = 64
 
 # What each student's kernel runs: the playground's default run (its Run button), timing the first preview image.
 STUDENT_CODE = """
-import json, time
-t0 = time.monotonic()
+import json, resource, time
+def cpu():  # this kernel's CPU seconds, all threads
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+t0, c0 = time.monotonic(), cpu()
 from nstutil import widgets as nw
 page = nw.playground()
 panel = page.panel
-t_ready = time.monotonic()
+t_ready, c_ready = time.monotonic(), cpu()
 panel.run()
 first = None
 while panel.running:
@@ -59,13 +62,13 @@ while panel.running:
         first = time.monotonic()
     time.sleep(0.05)
 panel.wait()
-t_end = time.monotonic()
+t_end, c_end = time.monotonic(), cpu()
 if first is None and panel.preview_updates > 0:
     first = t_end
 r = panel.result
 print("NSTLOAD " + json.dumps({
     "import_and_model_s": t_ready - t0, "first_image_s": None if first is None else first - t0,
-    "run_s": t_end - t0, "evaluations": len(panel.history), "size": panel.size.value,
+    "run_s": t_end - t0, "start_cpu_s": c_ready - c0, "run_cpu_s": c_end - c_ready, "evaluations": len(panel.history), "size": panel.size.value,
     "stop_reason": None if r is None else r.stop_reason,
     "error": None if panel.error is None else repr(panel.error)}))
 """
@@ -175,6 +178,7 @@ class Student:
     first_image_s: Optional[float] = None
     final_image_s: Optional[float] = None
     evaluations: int = 0
+    run_cpu_s: Optional[float] = None
     peak_rss_mib: float = 0.0
     cpu_s: float = 0.0
     error: Optional[str] = None
@@ -282,6 +286,7 @@ async def one_student(hub: Hub, student: Student, timeout: float) -> None:
         if student.kernel["first_image_s"] is not None:
             student.first_image_s = offset + student.kernel["first_image_s"]
         student.evaluations = student.kernel["evaluations"]
+        student.run_cpu_s = student.kernel["run_cpu_s"]
         if student.kernel["error"] or student.kernel["stop_reason"] != "completed":
             raise RuntimeError(f"{student.name}'s run: {student.kernel['error'] or student.kernel['stop_reason']}")
         student.final_image_s = time.monotonic() - start
@@ -433,17 +438,41 @@ def _median(values: List[float]) -> Optional[float]:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def capacity(figures: dict, cores: int, ram_gib: float, wait_s: float = 60) -> dict:
+    """A model of what a CPU server with ``cores`` and ``ram_gib`` holds, from the measured figures.
+
+    Memory: the server's own share (the measured whole-server peak less the students') plus the largest student's
+    peak per student, 10 % of the RAM kept for the system. Time, one thread per kernel: a run takes its measured CPU
+    seconds on one core, so when every student presses Run at once the last image comes after about
+    ceil(N / cores) runs; a class logging in together waits for N server and kernel starts shared by the cores.
+    """
+    done = [s for s in figures["per_student"] if s["run_cpu_s"] is not None]
+    if not done:
+        return {}
+    per_student = figures["peak_mib_per_student_max"] / 1024
+    server = max(0.0, figures["peak_mib_server"] / 1024 - sum(s["peak_rss_mib"] for s in done) / 1024)
+    by_memory = int((0.9 * ram_gib - server) // per_student)
+    run_cpu = max(s["run_cpu_s"] for s in done)
+    start_cpu = max(s["cpu_s"] - s["run_cpu_s"] for s in done)
+    by_time = int(max(1, wait_s // run_cpu) * cores)
+    return {"cores": cores, "ram_gib": ram_gib, "students_by_memory": by_memory, "run_cpu_s": round(run_cpu, 1),
+            "start_cpu_s": round(start_cpu, 1), "wait_s": wait_s, "students_by_time": by_time,
+            "students": min(by_memory, by_time),
+            "login_together_s": round(min(by_memory, by_time) * start_cpu / cores, 1)}
+
+
 def report(figures: dict) -> str:
     """The figures as the lines printed at the end."""
     lines = [f"{figures['students']} students, {figures['size']} px, {figures['steps']} evaluations, "
              f"{figures['threads_per_kernel']} thread(s) per kernel, {figures['cores']} cores; hub up in "
              f"{figures['hub_start_s']} s, the class took {figures['wall_s']} s",
              f"{'student':<10} {'login':>6} {'server':>7} {'kernel':>7} {'1st img':>8} {'final':>7} "
-             f"{'peak MiB':>9} {'CPU s':>6}  error"]
+             f"{'peak MiB':>9} {'CPU s':>6} {'run CPU s':>9}  error"]
     for s in figures["per_student"]:
         cells = [s["login_s"], s["server_s"], s["kernel_s"], s["first_image_s"], s["final_image_s"]]
         text = " ".join(f"{'-' if v is None else v:>{w}}" for v, w in zip(cells, (6, 7, 7, 8, 7)))
-        lines.append(f"{s['name']:<10} {text} {s['peak_rss_mib']:>9} {s['cpu_s']:>6}  {s['error'] or ''}")
+        run_cpu = "-" if s["run_cpu_s"] is None else s["run_cpu_s"]
+        lines.append(f"{s['name']:<10} {text} {s['peak_rss_mib']:>9} {s['cpu_s']:>6} {run_cpu:>9}  {s['error'] or ''}")
     f, g = figures["first_image_s"], figures["final_image_s"]
     lines.append(f"first image after {f['min']} / {f['median']} / {f['max']} s (min / median / max), final image "
                  f"after {g['min']} / {g['median']} / {g['max']} s (seconds from login)")
@@ -451,6 +480,14 @@ def report(figures: dict) -> str:
                  f"{figures['peak_mib_server']} MiB for the whole server; CPU share {figures['cpu_share']:.0%} "
                  f"of {figures['cores']} cores")
     lines.append("failed: " + (", ".join(figures["failed"]) if figures["failed"] else "none"))
+    model = figures.get("model")
+    if model:
+        lines.append(
+            f"model, {model['cores']} cores and {model['ram_gib']} GiB: memory holds {model['students_by_memory']} "
+            f"students; a run is {model['run_cpu_s']} CPU s, so {model['students_by_time']} students pressing Run "
+            f"together all have their image within {model['wait_s']:.0f} s; that class of {model['students']} "
+            f"logging in together waits about {model['login_together_s']} s for its servers and kernels "
+            f"({model['start_cpu_s']} CPU s each)")
     return "\n".join(lines)
 
 
@@ -468,6 +505,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="a weights file, or a source to export one from (default: random)")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
                         help="seconds for the whole class (default: %(default)s)")
+    parser.add_argument("--model", default="16,64", metavar="CORES,GIB",
+                        help="the CPU server to model from the figures (default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     parser.add_argument("--keep", metavar="DIR", help="keep the hub's state and log in DIR (default: a temporary folder)")
     return parser
@@ -484,6 +523,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         problems.append("the hub's proxy is not installed: run  npm ci --prefix classroom")
     if not Path("/proc/self/status").exists():
         problems.append("this load test reads /proc: run it on Linux")
+    try:
+        model_cores, model_ram = (float(x) for x in args.model.split(","))
+    except ValueError:
+        problems.append(f"--model must be CORES,GIB (e.g. 16,64), not {args.model!r}")
     if problems:
         for line in problems:
             print(f"load_test: error: {line}", file=sys.stderr)
@@ -498,6 +541,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(state, ignore_errors=True)
+    figures["model"] = capacity(figures, int(model_cores), model_ram)
     print(report(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
