@@ -157,4 +157,7 @@ def test_load_test_one_student_end_to_end(tmp_path, capsys):
     assert student["peak_rss_mib"] > 50  # a server and a kernel with torch were measured
     assert figures["peak_mib_server"] >= student["peak_rss_mib"]
     assert 0 < figures["cpu_share"] <= 1
+    assert 0 < student["run_cpu_s"] < student["cpu_s"]  # the run is part of the student's CPU time
+    model = figures["model"]  # the default model: a 16-core, 64 GiB server
+    assert model["cores"] == 16 and model["students_by_memory"] > 0 and model["students_by_time"] >= 16
     assert "failed: none" in capsys.readouterr().out

@@ -4,7 +4,7 @@ Starts Voila on 127.0.0.1 (a free port) with the page's notebook, opens it in he
 ``chromium`` through playwright), checks that no code is shown and the widgets rendered (chooser, run panel, the
 feature-map explorer), presses Run, waits for two live previews, presses Stop, checks the run stopped, presses Save
 and checks the download link holds the best image as a PNG of the run's size. Skipped with the reason when Chromium,
-playwright or Voila is missing.
+playwright or Voila is missing. Also, without a browser: Save's download link (``RunPanel(download=True)``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ if _missing is None:
         import voila  # noqa: F401
     except ImportError:
         _missing = "voila is not installed (pip install -r requirements.txt)"
-pytestmark = [pytest.mark.skipif(_missing is not None, reason=f"Voila page test skipped: {_missing}")]
+needs_browser = pytest.mark.skipif(_missing is not None, reason=f"Voila page test skipped: {_missing}")
 
 KERNEL_ENV = {"NSTUTIL_WEIGHTS": "random", "NSTUTIL_SIZE": str(SIZE), "NSTUTIL_STEPS": "6"}
 TIMEOUT_MS = 120_000
@@ -42,6 +42,35 @@ def _src(page, selector: str) -> str:
     return page.eval_on_selector(selector, "el => el.getAttribute('src') || ''")
 
 
+def test_save_offers_a_download_on_a_page(tmp_path):
+    """Without a browser: with download=True, Save puts the best image in a data: link and hides the server path."""
+    from PIL import Image
+
+    from nstutil import widgets as nw
+
+    page = nw.playground(download=True, size=32, steps=2, output=tmp_path / "out.png", upload_dir=tmp_path / "up")
+    panel = page.panel
+    assert panel.save_path.layout.display == "none"
+    panel.run(wait=True)
+    saved = panel.save()
+    assert saved == tmp_path / "out.png"
+    message = panel.message.value
+    assert str(tmp_path) not in message  # the server's path means nothing to a visitor
+    found = re.search(r"<a class='nst-download' download='out.png' href='data:image/png;base64,([^']+)'", message)
+    assert found, message
+    assert base64.b64decode(found.group(1)) == saved.read_bytes()
+    with Image.open(saved) as img:
+        assert max(img.size) == 32
+    panel.save()  # the second file is numbered, and its link names it
+    assert "download='out-2.png'" in panel.message.value
+    # Without download=True nothing changes: the path is shown, no link.
+    plain = nw.playground(size=32, steps=2, output=tmp_path / "plain.png", model=panel.model)
+    plain.panel.run(wait=True)
+    plain.panel.save()
+    assert "nst-download" not in plain.panel.message.value and "plain.png" in plain.panel.message.value
+
+
+@needs_browser
 def test_playground_page_in_voila(tmp_path):
     shots = Path(os.environ.get("NSTUTIL_BROWSER_ARTIFACTS", tmp_path / "shots"))
     shots.mkdir(parents=True, exist_ok=True)
