@@ -113,9 +113,11 @@ def _wrapper_config(state: Path, token: str) -> Path:
 
 
 @contextlib.contextmanager
-def classroom_hub(state: Path, *, env: Optional[Dict[str, str]] = None, timeout: float = 120) -> Iterator[Hub]:
-    """Run ``classroom/start-hub`` on free loopback ports with the dummy authenticator; stop it and every student's
-    server on exit (by the process group of the hub we started)."""
+def classroom_hub(state: Path, *, env: Optional[Dict[str, str]] = None, timeout: float = 120,
+                  authenticator: Optional[str] = "dummy") -> Iterator[Hub]:
+    """Run ``classroom/start-hub`` on free loopback ports with the dummy authenticator (``None``: the class's shared
+    password, from ``env``); stop it and every student's server on exit (by the process group of the hub we
+    started)."""
     state.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(24)
     port, hub_port, api_port = free_port(), free_port(), free_port()
@@ -124,9 +126,10 @@ def classroom_hub(state: Path, *, env: Optional[Dict[str, str]] = None, timeout:
     full_env.update({"NSTUTIL_CLASS_STATE": str(state), "NSTUTIL_CLASS_IP": "127.0.0.1",
                      "NSTUTIL_CLASS_PORT": str(port), "PYTHON": sys.executable})
     log = state / "hub.log"
-    cmd = [str(START_HUB), "-f", str(_wrapper_config(state, token)),
-           "--JupyterHub.authenticator_class=dummy", f"--JupyterHub.hub_port={hub_port}",
+    cmd = [str(START_HUB), "-f", str(_wrapper_config(state, token)), f"--JupyterHub.hub_port={hub_port}",
            f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{api_port}"]
+    if authenticator:
+        cmd.append(f"--JupyterHub.authenticator_class={authenticator}")
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     hub = Hub(f"http://127.0.0.1:{port}", token, proc, state, log)

@@ -138,6 +138,29 @@ def test_a_student_logs_in_and_gets_the_course(hub):
     assert all(_loopback(address) for address, _ in sockets), sockets
 
 
+@needs_hub
+def test_the_class_password_is_asked(tmp_path):
+    """The hub as a class runs it (no dummy authenticator): the shared password lets any name in, nothing else."""
+    import requests
+
+    env = {"NSTUTIL_CLASS_PASSWORD": "correct horse battery"}
+    with load_test.classroom_hub(tmp_path / "hub", env=env, authenticator=None) as running:
+        def login(password):
+            session = requests.Session()
+            session.get(f"{running.url}/hub/login", timeout=60).raise_for_status()
+            reply = session.post(f"{running.url}/hub/login?next=%2Fhub%2Fhome", timeout=60, allow_redirects=False,
+                                 data={"username": "lin", "password": password,
+                                       "_xsrf": session.cookies.get("_xsrf", "")})
+            return reply
+
+        assert login("wrong password").status_code == 403
+        assert login("").status_code == 403
+        right = login("correct horse battery")
+        assert right.status_code == 302 and right.headers["Location"].endswith("/hub/home")
+        assert running.api("GET", "/users/lin").status_code == 200  # the student exists now; no server started
+        assert running.api("GET", "/users/lin").json()["servers"] == {}
+
+
 def test_load_test_refuses_bad_arguments(capsys):
     assert load_test.main(["--students", "0"]) == 2
     assert load_test.main(["--students", "65"]) == 2
