@@ -11,13 +11,14 @@ variable                   what it sets                                         
 NSTUTIL_CLASS_PASSWORD     the class's shared password (at least 8 characters): any name logs in      (required)
 NSTUTIL_CLASS_ROSTER       a file with the allowed user names, one a line (otherwise any name)        any name
 NSTUTIL_CLASS_TEACHERS     admin user names, comma-separated (they log in with the admin password)    none
-NSTUTIL_CLASS_ADMIN_PASSWORD  the teachers' password                                                  none
+NSTUTIL_CLASS_ADMIN_PASSWORD  the teachers' password (at least 32 characters)                         none
 NSTUTIL_CLASS_IP / _PORT   where the hub listens: 0.0.0.0 to serve the room's network                 127.0.0.1 / 8000
 NSTUTIL_WEIGHTS            the one read-only weights file every kernel loads (the float16 export)     auto
 NSTUTIL_SIZE               image size of the lessons and the playground, px                           128
 NSTUTIL_CLASS_THREADS      CPU threads per kernel (OMP/MKL/torch)                                     1
 NSTUTIL_CLASS_MEM_LIMIT    memory per student, where the spawner enforces it                          2G
 NSTUTIL_CLASS_CULL_AFTER   seconds of inactivity before a student's server is stopped                 1800
+NSTUTIL_STEPS, TORCH_HOME  passed on to every kernel when set (evaluations per run; torch.hub's cache)  unset
 =========================  =========================================================================  =============
 
 Students' servers run as the account that started the hub, each in its own folder (``state/homes/<name>``) with a

@@ -482,7 +482,8 @@ def report(figures: dict) -> str:
     lines.append(f"peak memory: {figures['peak_mib_per_student_max']} MiB for the largest student, "
                  f"{figures['peak_mib_server']} MiB for the whole server; CPU share {figures['cpu_share']:.0%} "
                  f"of {figures['cores']} cores")
-    lines.append("failed: " + (", ".join(figures["failed"]) if figures["failed"] else "none"))
+    lines.append("failed: " + (", ".join(figures["failed"]) + " (--keep DIR keeps the hub's log)"
+                               if figures["failed"] else "none"))
     model = figures.get("model")
     if model:
         lines.append(
@@ -539,7 +540,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         figures = run_class(args.students, size=args.size, steps=args.steps, timeout=args.timeout,
                             weights=args.weights, threads=args.threads, state=state)
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
-        print(f"load_test: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"load_test: error: {exc}", file=sys.stderr)  # a hub that did not start: its log's tail follows
         return 1
     finally:
         if not args.keep:

@@ -89,15 +89,24 @@ def hub(tmp_path_factory):
         yield running, weights
 
 
-def test_start_hub_refuses_without_a_password(tmp_path):
+@pytest.mark.parametrize("settings, line", [
+    ({}, "set NSTUTIL_CLASS_PASSWORD to the class's password (at least 8 characters)"),
+    ({"NSTUTIL_CLASS_PASSWORD": "short"}, "set NSTUTIL_CLASS_PASSWORD to the class's password (at least 8 characters)"),
+    ({"NSTUTIL_CLASS_PASSWORD": "long enough", "NSTUTIL_CLASS_TEACHERS": "amy", "NSTUTIL_CLASS_ADMIN_PASSWORD": "short"},
+     "NSTUTIL_CLASS_TEACHERS is set: set NSTUTIL_CLASS_ADMIN_PASSWORD too (at least 32 characters)"),
+    ({"NSTUTIL_CLASS_PASSWORD": "long enough", "NSTUTIL_CLASS_ROSTER": "/no/such/roster.txt"},
+     "NSTUTIL_CLASS_ROSTER=/no/such/roster.txt is not a readable file (one user name a line)"),
+    ({"NSTUTIL_CLASS_PASSWORD": "long enough", "NSTUTIL_WEIGHTS": "/no/such/vgg19.pth"},
+     "NSTUTIL_WEIGHTS=/no/such/vgg19.pth is not a readable file (python -m nstutil.weights export makes one)"),
+])
+def test_start_hub_refuses_an_incomplete_set_up(tmp_path, settings, line):
     if not PROXY.exists():
         pytest.skip("the hub's proxy is not installed (npm ci --prefix classroom)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NSTUTIL_CLASS_")}
-    env["NSTUTIL_CLASS_STATE"] = str(tmp_path / "state")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NSTUTIL_CLASS_") and k != "NSTUTIL_WEIGHTS"}
+    env.update(settings, NSTUTIL_CLASS_STATE=str(tmp_path / "state"))
     done = subprocess.run([str(CLASSROOM / "start-hub")], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("classroom/start-hub: set NSTUTIL_CLASS_PASSWORD to the class's password "
-                                   "(at least 8 characters)")
+    assert done.stderr.strip() == f"classroom/start-hub: {line}"  # one line, nothing started
     assert not (tmp_path / "state").exists()
 
 
