@@ -32,7 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import nstutil  # noqa: E402
-from nstutil import losses  # noqa: E402
+from nstutil import fast  # noqa: E402
 from nstutil.vgg import resolve_layer  # noqa: E402
 from bench_speed import LAYER_SETS  # noqa: E402
 
@@ -72,9 +72,9 @@ def floor_ms(size, layers_name, repeats):
                 d_gram = torch.eye(c).unsqueeze(0)
                 features = x
                 parts["Gram products"] += min(
-                    _median_ms(lambda: losses._gram_product(features, by), repeats) for by in (False, True))
+                    _median_ms(lambda: fast._gram_product(features, by), repeats) for by in (False, True))
                 parts["Gram backward products"] += min(
-                    _median_ms(lambda: losses._apply_product(features, d_gram, by), repeats) for by in (False, True))
+                    _median_ms(lambda: fast._apply_product(features, d_gram, by), repeats) for by in (False, True))
     parts["total"] = sum(parts.values())
     return parts
 

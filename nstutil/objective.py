@@ -21,14 +21,15 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from .device import model_device
 from .errors import NSTError
-from .losses import (channel_statistics, content_loss, content_loss_in_pass, gram_matrix, mean_std_loss,
-                     style_loss, style_loss_in_pass, total_variation_loss)
+from .fast import content_loss_in_pass, gram, style_loss, style_loss_in_pass
+from .losses import channel_statistics, content_loss, mean_std_loss, total_variation_loss
 from .presets import Preset
 from .regions import mask_at_layer
 from .vgg import VGGFeatures
 
-__all__ = ["LossRecord", "ContentTerm", "StyleTerm", "Objective"]
+__all__ = ["LossRecord", "ContentTerm", "StyleTerm", "LossTerms", "Objective"]
 
 StyleTarget = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
 
@@ -64,7 +65,7 @@ class ContentTerm:
 
     def in_pass(self, activation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(activation, loss)`` with the loss attached to the activation the pass carries on with (same value
-        as calling the term; a cheaper backward, see :func:`~nstutil.losses.content_loss_in_pass`)."""
+        as calling the term; a cheaper backward, see :func:`~nstutil.fast.content_loss_in_pass`)."""
         return content_loss_in_pass(activation, self.target, self.convention)
 
 
@@ -100,7 +101,7 @@ class StyleTerm:
 
     def in_pass(self, activation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(activation, loss)``, as :meth:`ContentTerm.in_pass`. Only one unmasked Gram target has the fused
-        backward (:func:`~nstutil.losses.style_loss_in_pass`); other losses stay a branch of their own."""
+        backward (:func:`~nstutil.fast.style_loss_in_pass`); other losses stay a branch of their own."""
         if len(self.parts) == 1 and self.statistic == "gram":
             target, mask, _ = self.parts[0]
             if mask is None and not target.requires_grad:
@@ -118,7 +119,99 @@ def _blend(targets: Sequence[StyleTarget], blend: Sequence[float]) -> StyleTarge
     return total
 
 
-class Objective:
+class LossTerms:
+    """What every loss of a recipe shares: the style terms (targets computed once, here), the layer weights, and the
+    forward pass that scores a batch of images against content targets given with it.
+
+    :class:`Objective` fixes the content targets once (one content image, image optimisation);
+    :class:`nstutil.PerceptualLoss` takes them from each batch (training a network). Both run :meth:`evaluate`, so
+    the two generations of style transfer use the same code for the same loss.
+    """
+
+    def __init__(self, model: VGGFeatures, recipe: Preset, *, content: bool, styles: Sequence[torch.Tensor] = (),
+                 style_blend: Optional[Sequence[float]] = None,
+                 style_masks: Optional[Sequence[torch.Tensor]] = None) -> None:
+        self.model = model
+        self.recipe = recipe
+        self.device = model_device(model)
+        self._content_weights = dict(recipe.content_layers) if content else {}
+        style_w = dict(recipe.style_layers) if styles else {}
+        if not self._content_weights and not style_w:
+            raise NSTError("nothing to optimise: give a content image with content layers, or style images with "
+                           "style layers")
+        blend = normalised_blend(style_blend, len(styles)) if styles else []
+        self.style_terms: Dict[str, StyleTerm] = {}
+        # Channels-last (NHWC) convolutions are faster on CPUs (oneDNN) and on GPUs (cuDNN); the values are the same.
+        with torch.no_grad():
+            if style_w:
+                per_style = [model(s.to(self.device), list(style_w), channels_last=True) for s in styles]
+                for name in style_w:
+                    targets = [self._statistic(features[name]) for features in per_style]
+                    masks = None if style_masks is None else [
+                        mask_at_layer(m.to(self.device), name) for m in style_masks]
+                    self.style_terms[name] = StyleTerm(name, targets, blend, recipe.convention,
+                                                       recipe.style_statistic, masks)
+        self.content_layers = list(self._content_weights)
+        self.layers = list(dict.fromkeys([*self.content_layers, *self.style_terms]))
+        self._content_w = torch.tensor(list(self._content_weights.values()), device=self.device)
+        self._style_w = torch.tensor([style_w[n] for n in self.style_terms], device=self.device)
+
+    def _statistic(self, features: torch.Tensor) -> StyleTarget:
+        if self.recipe.style_statistic == "gram":
+            return gram(features, self.recipe.convention)
+        return channel_statistics(features)
+
+    @torch.no_grad()
+    def content_terms_for(self, contents: Optional[torch.Tensor]) -> Dict[str, ContentTerm]:
+        """One :class:`ContentTerm` per content layer, its target the activations of ``contents`` (B×3×H×W)."""
+        if not self.content_layers:
+            return {}
+        targets = self.model(contents.to(self.device), self.content_layers, channels_last=True)
+        return {n: ContentTerm(n, targets[n], self.recipe.convention) for n in self.content_layers}
+
+    def evaluate(self, images: torch.Tensor,
+                 content_terms: Dict[str, ContentTerm]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(total, values)``: the differentiable total loss of ``images`` (the batch mean) and, detached, all the
+        numbers of its :class:`LossRecord` in one tensor (total, content, style, tv, then each content and style
+        layer's loss), so that recording them costs one transfer to the host."""
+        c_terms: Dict[str, torch.Tensor] = {}
+        s_terms: Dict[str, torch.Tensor] = {}
+        # Each loss right after its layer, not all after the pass: the backward pass then takes each layer's loss
+        # gradient only when it reaches that layer, instead of holding them all from its start (that cost 50-70 MB
+        # of peak memory at 512 px), and no activation is kept alive here through the backward pass.
+        # Each term sends back the activation its loss is attached to, so that in the backward pass its gradient
+        # joins the network's in one step (see ContentTerm.in_pass).
+        forward_pass = self.model.activations(images, self.layers, channels_last=True)
+        reached = next(forward_pass, None)
+        while reached is not None:
+            name, activation = reached
+            if name in content_terms:
+                activation, c_terms[name] = content_terms[name].in_pass(activation)
+            if name in self.style_terms:
+                activation, s_terms[name] = self.style_terms[name].in_pass(activation)
+            reached = _send(forward_pass, activation)
+        zero = images.new_zeros(())
+        # Stacked in the recipe's order (the record's labels), not the order the pass reached the layers.
+        c_stack = torch.stack([c_terms[n] for n in self.content_layers]) if c_terms else images.new_zeros(0)
+        s_stack = torch.stack([s_terms[n] for n in self.style_terms]) if s_terms else images.new_zeros(0)
+        recipe = self.recipe
+        c_total = recipe.content_weight * (c_stack * self._content_w).sum()
+        s_total = recipe.style_weight * (s_stack * self._style_w).sum()
+        tv_total = recipe.tv_weight * total_variation_loss(images) if recipe.tv_weight else zero
+        total = c_total + s_total + tv_total
+        values = torch.cat([torch.stack([total, c_total, s_total, tv_total]), c_stack, s_stack]).detach()
+        return total, values
+
+    def record(self, values: Sequence[float], evaluation: int = 0, elapsed: float = 0.0,
+               scale: int = 0) -> LossRecord:
+        """The :class:`LossRecord` of the numbers :meth:`evaluate` returned (as a list)."""
+        n = len(self.content_layers)
+        return LossRecord(evaluation, values[0], values[1], values[2], values[3],
+                          dict(zip(self.content_layers, values[4:4 + n])),
+                          dict(zip(self.style_terms, values[4 + n:])), elapsed, scale)
+
+
+class Objective(LossTerms):
     """The loss of a recipe (:class:`~nstutil.Preset`, e.g. from :func:`nstutil.resolve_recipe`) for these images.
 
     ``content`` (1×3×H×W, or None for texture synthesis) and ``styles`` (a list of 1×3×H'×W' images, empty for a
@@ -131,78 +224,13 @@ class Objective:
     def __init__(self, model: VGGFeatures, recipe: Preset, *, content: Optional[torch.Tensor] = None,
                  styles: Sequence[torch.Tensor] = (), style_blend: Optional[Sequence[float]] = None,
                  style_masks: Optional[Sequence[torch.Tensor]] = None) -> None:
-        self.model = model
-        self.recipe = recipe
-        self.device = next(model.parameters()).device
-        content_w = dict(recipe.content_layers) if content is not None else {}
-        style_w = dict(recipe.style_layers) if styles else {}
-        if not content_w and not style_w:
-            raise NSTError("nothing to optimise: give a content image with content layers, or style images with "
-                           "style layers")
-        blend = normalised_blend(style_blend, len(styles)) if styles else []
-        self.content_terms: Dict[str, ContentTerm] = {}
-        self.style_terms: Dict[str, StyleTerm] = {}
-        # Channels-last (NHWC) convolutions are faster on CPUs (oneDNN) and on GPUs (cuDNN); the values are the same.
-        with torch.no_grad():
-            if content_w:
-                targets = model(content.to(self.device), list(content_w), channels_last=True)
-                self.content_terms = {n: ContentTerm(n, targets[n], recipe.convention) for n in content_w}
-            if style_w:
-                per_style = [model(s.to(self.device), list(style_w), channels_last=True) for s in styles]
-                for name in style_w:
-                    targets = [self._statistic(features[name]) for features in per_style]
-                    masks = None if style_masks is None else [
-                        mask_at_layer(m.to(self.device), name) for m in style_masks]
-                    self.style_terms[name] = StyleTerm(name, targets, blend, recipe.convention,
-                                                       recipe.style_statistic, masks)
-        self.layers = list(dict.fromkeys([*self.content_terms, *self.style_terms]))
-        self._content_w = torch.tensor([content_w[n] for n in self.content_terms], device=self.device)
-        self._style_w = torch.tensor([style_w[n] for n in self.style_terms], device=self.device)
-
-    def _statistic(self, features: torch.Tensor) -> StyleTarget:
-        if self.recipe.style_statistic == "gram":
-            return gram_matrix(features, self.recipe.convention)
-        return channel_statistics(features)
+        super().__init__(model, recipe, content=content is not None, styles=styles, style_blend=style_blend,
+                         style_masks=style_masks)
+        self.content_terms = self.content_terms_for(content)
 
     def loss(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(total, values)``: the differentiable total loss of ``image`` and, detached, all the numbers of its
-        :class:`LossRecord` in one tensor (total, content, style, tv, then each content and style layer's loss),
-        so that recording them costs one transfer to the host."""
-        c_terms: Dict[str, torch.Tensor] = {}
-        s_terms: Dict[str, torch.Tensor] = {}
-        # Each loss right after its layer, not all after the pass: the backward pass then takes each layer's loss
-        # gradient only when it reaches that layer, instead of holding them all from its start (that cost 50-70 MB
-        # of peak memory at 512 px), and no activation is kept alive here through the backward pass.
-        # Each term sends back the activation its loss is attached to, so that in the backward pass its gradient
-        # joins the network's in one step (see ContentTerm.in_pass).
-        forward_pass = self.model.activations(image, self.layers, channels_last=True)
-        reached = next(forward_pass, None)
-        while reached is not None:
-            name, activation = reached
-            if name in self.content_terms:
-                activation, c_terms[name] = self.content_terms[name].in_pass(activation)
-            if name in self.style_terms:
-                activation, s_terms[name] = self.style_terms[name].in_pass(activation)
-            reached = _send(forward_pass, activation)
-        zero = image.new_zeros(())
-        # Stacked in the recipe's order (the record's labels), not the order the pass reached the layers.
-        c_stack = torch.stack([c_terms[n] for n in self.content_terms]) if c_terms else image.new_zeros(0)
-        s_stack = torch.stack([s_terms[n] for n in self.style_terms]) if s_terms else image.new_zeros(0)
-        recipe = self.recipe
-        c_total = recipe.content_weight * (c_stack * self._content_w).sum()
-        s_total = recipe.style_weight * (s_stack * self._style_w).sum()
-        tv_total = recipe.tv_weight * total_variation_loss(image) if recipe.tv_weight else zero
-        total = c_total + s_total + tv_total
-        values = torch.cat([torch.stack([total, c_total, s_total, tv_total]), c_stack, s_stack]).detach()
-        return total, values
-
-    def record(self, values: Sequence[float], evaluation: int = 0, elapsed: float = 0.0,
-               scale: int = 0) -> LossRecord:
-        """The :class:`LossRecord` of the numbers :meth:`loss` returned (as a list)."""
-        n = len(self.content_terms)
-        return LossRecord(evaluation, values[0], values[1], values[2], values[3],
-                          dict(zip(self.content_terms, values[4:4 + n])),
-                          dict(zip(self.style_terms, values[4 + n:])), elapsed, scale)
+        """``(total, values)`` for one image: :meth:`LossTerms.evaluate` against the content image's targets."""
+        return self.evaluate(image, self.content_terms)
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> LossRecord:
@@ -239,7 +267,8 @@ def normalised_blend(style_blend: Optional[Sequence[float]], count: int) -> List
         if not number >= 0 or number == float("inf"):
             raise NSTError(f"style_blend weight {k + 1} is {weight!r}: give finite numbers >= 0")
         checked.append(number)
-    total = sum(checked)
-    if total <= 0:
+    largest = max(checked)
+    if largest <= 0:
         raise NSTError("style_blend weights are all zero: give at least one style a weight > 0")
-    return [w / total for w in checked]
+    relative = [w / largest for w in checked]  # first, so that huge weights (1e308, 1e308) cannot overflow the sum
+    return [w / sum(relative) for w in relative]

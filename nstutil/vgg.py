@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 import torch
 from torch import nn
 
+from .device import resolve_device
 from .errors import NSTError
 
 __all__ = [
@@ -173,6 +174,9 @@ def _hub_checkpoint(url: str) -> Path:
 
 
 def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
+    from .weights_archive import check_archive, diagnose_load_error
+
+    check_archive(path, what)  # damage and compressed (inflating) entries, before torch.load reads anything
     try:
         with warnings.catch_warnings():
             # torch warns about pickle protocols it merely might not support; the outcome is reported below.
@@ -183,14 +187,7 @@ def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
     except IsADirectoryError:
         raise NSTError(f"{what} {str(path)!r} is a directory: give the path of a VGG19 state dict file") from None
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-            raise NSTError(
-                f"{what} {str(path)!r} holds pickled code, which nstutil refuses to run: save plain tensors "
-                f"with torch.save(model.state_dict(), path)"
-            ) from None
-        raise NSTError(f"{what} {str(path)!r} is not a readable PyTorch state dict ({reason}): "
-                       f"save one with torch.save(model.state_dict(), path)") from None
+        raise diagnose_load_error(exc, path, what) from None
     if not isinstance(loaded, dict):
         raise NSTError(f"{what} {str(path)!r} holds a {type(loaded).__name__}, not a state dict: "
                        f"save one with torch.save(model.state_dict(), path)")
@@ -432,7 +429,7 @@ class VGGFeatures(nn.Module):
         each layer's loss gradient only when it gets to that layer, rather than holding them all from its start.
         A tensor sent back into the generator (``generator.send(tensor)``) replaces the activation just yielded for
         the rest of the pass: :class:`~nstutil.Objective` sends the one its loss is attached to
-        (:func:`~nstutil.losses.style_loss_in_pass`). Introduced in lesson 5.
+        (:func:`~nstutil.fast.style_loss_in_pass`). Introduced in lesson 5.
         """
         wanted: Dict[int, List[str]] = {}
         for name in layers:
@@ -473,18 +470,26 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     ``None`` reads ``$NSTUTIL_WEIGHTS`` and falls back to ``"auto"``: imagenet when cached or downloadable,
     otherwise a loud :class:`WeightsWarning` and random weights, so that everything still runs offline.
     Files are read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
-    Named weights are loaded once per process and shared. Introduced in lesson 2.
+    Named weights are loaded once per process and device, and shared: nothing in nstutil moves a model (see
+    :mod:`nstutil.device`), so a shared one stays where it was loaded. ``device`` defaults to the CPU.
+    Introduced in lesson 2.
     """
+    from_environment = weights is None and bool(os.environ.get("NSTUTIL_WEIGHTS", "").strip())
     if weights is None:
         weights = os.environ.get("NSTUTIL_WEIGHTS", "").strip() or "auto"
     weights = os.fspath(weights)
-    target = torch.device(device) if device is not None else torch.device("cpu")
+    target = resolve_device(device, default="cpu")
     key = (weights, pooling, str(target))
     # A file may change between calls; the named sources cannot.
     cacheable = weights in ("imagenet", "caffe") or weights.startswith("random")
     if cacheable and key in _cache:
         return _cache[key]
-    state, name, convention = _load_weights(weights)
+    try:
+        state, name, convention = _load_weights(weights)
+    except NSTError as exc:
+        if from_environment:  # the user never typed these weights here: say where they came from
+            raise NSTError(f"environment variable NSTUTIL_WEIGHTS={weights!r}: {exc}") from None
+        raise
     features = _make_features()
     features.load_state_dict(state)
     model = VGGFeatures(features, input_convention=convention, weights_name=name, pooling=pooling).to(target)

@@ -33,13 +33,14 @@ import torch
 from . import __version__
 from .errors import NSTError
 from .images import write_atomically
-from .vgg import (CAFFE_URL, WEIGHTS_FILE_FORMAT, VGGFeatures, _INFO_KEY, _imagenet_url, _load_weights,
-                  _make_features, _read_weights_file)
+from .output_files import same_file
+from .presets import GATYS_STYLE_LAYERS
+from .vgg import (CAFFE_URL, WEIGHTS_FILE_FORMAT, VGGFeatures, _INFO_KEY, _hub_checkpoint, _imagenet_url,
+                  _load_weights, _make_features, _read_weights_file)
 
 __all__ = ["WeightsFile", "export_weights", "verify_weights", "float16_effect", "sha256_file", "main"]
 
 _FORMAT_VERSION = 1
-_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # torch.hub names a checkpoint after the first hex digits of its SHA-256, so a copy made by hand is recognised by
 # its content, whatever it is called now.
 _KNOWN_CHECKPOINTS = {"dcbb9e9d": "imagenet", "d01eb7cb": "caffe"}
@@ -129,6 +130,18 @@ def _source_weights(source: str, convention: Optional[str]) -> Tuple[Dict[str, t
     return state, recorded, convention or detected, extra
 
 
+def _source_files(source: Union[str, os.PathLike]) -> List[Path]:
+    """The files ``--from`` reads: a path, or torch.hub's cached checkpoint for imagenet and caffe."""
+    source = os.fspath(source)
+    if source == "imagenet":
+        return [_hub_checkpoint(_imagenet_url())]
+    if source == "caffe":
+        return [_hub_checkpoint(CAFFE_URL)]
+    if source == "auto" or source.startswith("random"):
+        return []
+    return [Path(source).expanduser()]
+
+
 def export_weights(out: Union[str, os.PathLike], source: Union[str, os.PathLike] = "imagenet", *,
                    convention: Optional[str] = None, force: bool = False) -> WeightsFile:
     """Write VGG19's 16 convolutions from ``source`` to ``out`` as a float16 features-only state dict.
@@ -141,10 +154,13 @@ def export_weights(out: Union[str, os.PathLike], source: Union[str, os.PathLike]
     """
     if convention not in (None, "imagenet", "caffe"):
         raise NSTError(f"input convention {convention!r} is not known: use 'imagenet' or 'caffe'")
-    out = Path(out).expanduser()
-    source_path = Path(os.fspath(source)).expanduser()
-    if source_path.exists() and out.exists() and os.path.samefile(source_path, out):
-        raise NSTError(f"output {str(out)!r} is the source file: write the export to another file")
+    # The file the output names, with links and ".." followed (through a folder that does not exist, too, where a
+    # plain exists() says False): that is the file compared and written, and no missing folder is made.
+    out = Path(os.path.realpath(Path(out).expanduser().parent)) / Path(out).name
+    for original in _source_files(source):
+        if same_file(original, out):
+            raise NSTError(f"output {str(out)!r} is the source file {str(original)!r}: write the export to "
+                           f"another file")
     if out.exists() and not force:
         raise NSTError(f"output {str(out)!r} exists: choose another name or pass --force to replace it")
     if out.is_dir():
@@ -225,8 +241,8 @@ def float16_effect(source: Union[str, os.PathLike] = "imagenet", *, size: int = 
     content = load_image(DEFAULT_CONTENT, size)
     effect: Dict[str, float] = {}
     with torch.no_grad():
-        grams = [{n: gram_matrix(f) for n, f in m(content, list(_STYLE_LAYERS)).items()} for m in (exact, rounded)]
-    for name in _STYLE_LAYERS:
+        grams = [{n: gram_matrix(f) for n, f in m(content, list(GATYS_STYLE_LAYERS)).items()} for m in (exact, rounded)]
+    for name in GATYS_STYLE_LAYERS:
         reference = grams[0][name].double()
         effect[f"gram {name}"] = ((grams[1][name].double() - reference).abs().max() / reference.abs().max()).item()
     for preset in presets:

@@ -9,7 +9,8 @@ import itertools
 import pytest
 import torch
 
-from nstutil import gram_matrix, losses, style_loss
+from nstutil import fast
+from nstutil.fast import gram as gram_matrix, style_loss
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 
@@ -17,8 +18,8 @@ LAYOUTS = [torch.contiguous_format, torch.channels_last]
 @pytest.fixture
 def fresh_choices(monkeypatch):
     """An empty choice cache for the test, the process's own restored after it."""
-    monkeypatch.setattr(losses, "_PRODUCT_PATHS", {})
-    return losses._PRODUCT_PATHS
+    monkeypatch.setattr(fast, "_PRODUCT_PATHS", {})
+    return fast._PRODUCT_PATHS
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -30,9 +31,9 @@ def test_both_paths_give_the_float64_products(layout, by_convolution):
     d = d + d.transpose(1, 2)
     x = f.contiguous(memory_format=layout)
     flat = f.double().reshape(24, -1)
-    gram = losses._gram_product(x, by_convolution)
+    gram = fast._gram_product(x, by_convolution)
     torch.testing.assert_close(gram[0].double(), flat @ flat.T, rtol=1e-5, atol=1e-4)
-    applied = losses._apply_product(x, d.float(), by_convolution)
+    applied = fast._apply_product(x, d.float(), by_convolution)
     assert applied.shape == f.shape
     torch.testing.assert_close(applied.double().reshape(24, -1), d[0] @ flat, rtol=1e-5, atol=1e-4)
 
@@ -44,7 +45,7 @@ def test_choice_is_made_once_per_shape_product_and_layout(fresh_choices, monkeyp
         timed.append((product, tuple(features.shape), features.is_contiguous()))
         return product == "gram"
 
-    monkeypatch.setattr(losses, "_convolution_is_faster", fake_timing)
+    monkeypatch.setattr(fast, "_convolution_is_faster", fake_timing)
     f = torch.randn(1, 8, 6, 5)
     for _ in range(3):
         gram_matrix(f)
@@ -62,10 +63,10 @@ def test_choice_is_made_once_per_shape_product_and_layout(fresh_choices, monkeyp
 @pytest.mark.parametrize("choice", [True, False])
 def test_the_chosen_path_is_the_one_used(fresh_choices, monkeypatch, choice):
     used = []
-    real_gram, real_apply = losses._gram_product, losses._apply_product
-    monkeypatch.setattr(losses, "_convolution_is_faster", lambda features, product: choice)
-    monkeypatch.setattr(losses, "_gram_product", lambda f, by: used.append(("gram", by)) or real_gram(f, by))
-    monkeypatch.setattr(losses, "_apply_product",
+    real_gram, real_apply = fast._gram_product, fast._apply_product
+    monkeypatch.setattr(fast, "_convolution_is_faster", lambda features, product: choice)
+    monkeypatch.setattr(fast, "_gram_product", lambda f, by: used.append(("gram", by)) or real_gram(f, by))
+    monkeypatch.setattr(fast, "_apply_product",
                         lambda f, d, by, add_to=None: used.append(("apply", by)) or real_apply(f, d, by, add_to))
     x = torch.randn(1, 4, 5, 5).requires_grad_(True)
     style_loss(x, gram_matrix(torch.randn(1, 4, 3, 3), "gatys"), "gatys").backward()
@@ -73,7 +74,7 @@ def test_the_chosen_path_is_the_one_used(fresh_choices, monkeypatch, choice):
 
 
 def test_no_timing_off_the_float32_cpu_path(fresh_choices, monkeypatch):
-    monkeypatch.setattr(losses, "_convolution_is_faster", pytest.fail)
+    monkeypatch.setattr(fast, "_convolution_is_faster", pytest.fail)
     gram_matrix(torch.randn(1, 3, 4, 4, dtype=torch.float64))
     gram_matrix(torch.randn(2, 3, 4, 4))                    # a batch: the convolution trick is for one image
     assert fresh_choices == {}
@@ -96,16 +97,16 @@ def _clock(durations):
 def test_timing_keeps_the_matrix_product_unless_the_convolution_is_clearly_faster(monkeypatch, conv, matmul,
                                                                                  expected):
     # Turns alternate convolution, matrix product; a slow first (warm-up) round must not count.
-    durations = [100.0, 100.0] + [conv, matmul] * losses._TIMING_ROUNDS
-    monkeypatch.setattr(losses, "perf_counter", _clock(durations))
-    assert losses._convolution_is_faster(torch.randn(1, 4, 3, 3), "gram") is expected
-    monkeypatch.setattr(losses, "perf_counter", _clock(durations))
-    assert losses._convolution_is_faster(torch.randn(1, 4, 3, 3), "apply") is expected
+    durations = [100.0, 100.0] + [conv, matmul] * fast._TIMING_ROUNDS
+    monkeypatch.setattr(fast, "perf_counter", _clock(durations))
+    assert fast._convolution_is_faster(torch.randn(1, 4, 3, 3), "gram") is expected
+    monkeypatch.setattr(fast, "perf_counter", _clock(durations))
+    assert fast._convolution_is_faster(torch.randn(1, 4, 3, 3), "apply") is expected
 
 
 def test_timing_uses_a_bounded_slice(monkeypatch):
     seen = []
-    monkeypatch.setattr(losses, "_gram_product", lambda f, by: seen.append(tuple(f.shape)))
+    monkeypatch.setattr(fast, "_gram_product", lambda f, by: seen.append(tuple(f.shape)))
     big = torch.empty(1, 2, 1000, 100).contiguous(memory_format=torch.channels_last)
-    losses._convolution_is_faster(big, "gram")
-    assert set(seen) == {(1, 2, losses._TIMING_POSITIONS // 100, 100)}
+    fast._convolution_is_faster(big, "gram")
+    assert set(seen) == {(1, 2, fast._TIMING_POSITIONS // 100, 100)}

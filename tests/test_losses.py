@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nstutil
-from nstutil import NSTError, content_loss, gram_matrix, losses, style_loss, total_variation_loss
+from nstutil import NSTError, content_loss, fast, gram_matrix, losses, style_loss, total_variation_loss
 
 CONVENTIONS = ("tutorial", "coursera", "gatys")
 
@@ -336,17 +336,17 @@ def _through_a_layer(features, loss, downstream):
 def test_losses_in_pass_match_a_separate_branch(monkeypatch, convention, kind, layout, by_convolution):
     """Attached to the pass (one fused backward step) or computed on a branch of their own (autograd adds the two
     gradients): the same loss, the same features carried on, the same gradient (float32 against float64)."""
-    monkeypatch.setattr(losses, "_PRODUCT_PATHS", {})
-    monkeypatch.setattr(losses, "_convolution_is_faster", lambda features, product: by_convolution)
+    monkeypatch.setattr(fast, "_PRODUCT_PATHS", {})
+    monkeypatch.setattr(fast, "_convolution_is_faster", lambda features, product: by_convolution)
     g = torch.Generator().manual_seed(21)
     f = torch.randn(1, 6, 5, 7, generator=g)
     downstream = torch.randn(1, 6, 5, 7, generator=g)
     if kind == "content":
         target = torch.randn(1, 6, 5, 7, generator=g)
-        branch, in_pass = content_loss, losses.content_loss_in_pass
+        branch, in_pass = content_loss, fast.content_loss_in_pass
     else:
         target = gram_matrix(torch.randn(1, 6, 4, 4, generator=g), convention)
-        branch, in_pass = style_loss, losses.style_loss_in_pass
+        branch, in_pass = style_loss, fast.style_loss_in_pass
     x = f.clone(memory_format=layout).requires_grad_(True)
     features, loss = in_pass(x, target, convention)
     assert torch.equal(features, x) and features.stride() == x.stride()
@@ -366,7 +366,7 @@ def test_losses_in_pass_alone_or_features_alone(kind):
     target = torch.randn(1, 3, 4, 4, generator=g, dtype=torch.float64)
     if kind == "style":
         target = gram_matrix(target, "gatys")
-    in_pass = losses.content_loss_in_pass if kind == "content" else losses.style_loss_in_pass
+    in_pass = fast.content_loss_in_pass if kind == "content" else fast.style_loss_in_pass
     branch = content_loss if kind == "content" else style_loss
     assert torch.autograd.gradcheck(lambda t: in_pass(t, target, "gatys")[1], (f.clone().requires_grad_(True),))
     x = f.clone().requires_grad_(True)
@@ -382,14 +382,33 @@ def test_losses_in_pass_alone_or_features_alone(kind):
 def test_features_from_the_pass_cannot_be_changed_in_place():
     """The loss's backward needs the features as they were: autograd refuses an in-place change afterwards."""
     x = torch.randn(1, 3, 4, 4).requires_grad_(True)
-    features, loss = losses.style_loss_in_pass(x * 1.0, gram_matrix(torch.randn(1, 3, 4, 4)), "tutorial")
+    features, loss = fast.style_loss_in_pass(x * 1.0, gram_matrix(torch.randn(1, 3, 4, 4)), "tutorial")
     features.relu_()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         (features.sum() + loss).backward()
 
 
 def test_style_loss_in_pass_wants_the_layers_gram():
-    with pytest.raises(NSTError, match="4×4 Gram matrix of the same layer"):
-        losses.style_loss_in_pass(torch.randn(1, 4, 3, 3), torch.randn(1, 5, 5), "tutorial")
+    with pytest.raises(NSTError, match="4 and 5 channels"):
+        fast.style_loss_in_pass(torch.randn(1, 4, 3, 3), torch.randn(1, 5, 5), "tutorial")
     with pytest.raises(NSTError, match="shapes"):
-        losses.content_loss_in_pass(torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 2), "tutorial")
+        fast.content_loss_in_pass(torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 2), "tutorial")
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_the_engines_fast_paths_compute_the_lessons_formulas(convention, layout):
+    """nstutil.fast (what the engine runs) against nstutil.losses (what the lessons teach), float64, batches and
+    masks included: same values, same gradients."""
+    g = torch.Generator().manual_seed(23)
+    f = torch.randn(3, 5, 6, 4, generator=g, dtype=torch.float64).contiguous(memory_format=layout)
+    target = gram_matrix(torch.randn(1, 5, 7, 7, generator=g, dtype=torch.float64), convention)
+    mask = torch.rand(1, 1, 6, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(fast.gram(f, convention), gram_matrix(f, convention))
+    for kwargs in ({}, {"mask": mask}):
+        x, y = f.clone().requires_grad_(True), f.clone().requires_grad_(True)
+        want, got = style_loss(x, target, convention, **kwargs), fast.style_loss(y, target, convention, **kwargs)
+        assert got.item() == pytest.approx(want.item(), rel=1e-12)
+        want.backward()
+        got.backward()
+        torch.testing.assert_close(y.grad, x.grad)

@@ -476,17 +476,17 @@ def test_bad_pooling_or_weights():
 def test_gram_of_style_target_is_computed_once(vgg, make_image, monkeypatch):
     """Style targets are Gram matrices computed once, not per evaluation (and match gram_matrix)."""
     calls = []
-    real = objective_module.gram_matrix
+    real = objective_module.gram
 
     def counting(features, convention="tutorial"):
         calls.append(tuple(features.shape))
         return real(features, convention)
 
-    monkeypatch.setattr(objective_module, "gram_matrix", counting)
+    monkeypatch.setattr(objective_module, "gram", counting)
     run(make_image(32, 32), make_image(32, 32, seed=1), vgg, steps=3)
     assert len(calls) == 5  # one per style layer, before the loop
-    # (and the loss itself still uses the real gram_matrix through style_loss)
-    assert gram_matrix is real
+    # (and the loss itself still uses the real Gram through style_loss)
+    assert nstutil.fast.gram is real
 
 
 def test_a_run_leaves_the_models_weights_as_they_were(vgg, make_image):

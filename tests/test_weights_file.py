@@ -195,7 +195,7 @@ def _bad_files(folder: Path, exported_path: Path) -> dict:
     cases = {}
     path = folder / "truncated.pth"
     path.write_bytes(good[: len(good) // 2])
-    cases["truncated"] = (path, "not a readable")
+    cases["truncated"] = (path, "damaged or truncated")
     with torch.device("meta"):
         vgg11 = torchvision.models.vgg11()
     path = folder / "vgg11.pth"
