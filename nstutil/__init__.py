@@ -2,13 +2,16 @@
 
 The notebooks in ``notebooks/`` teach the method lesson by lesson; this package holds the real code they call:
 images (:mod:`nstutil.images`), the VGG19 layer table and features (:mod:`nstutil.vgg`), the losses
-(:mod:`nstutil.losses`), the recipes (:mod:`nstutil.presets`), what the loss of an image is
-(:mod:`nstutil.objective`) and of a batch (:mod:`nstutil.perceptual`), how it is minimised (:mod:`nstutil.optimisation`), style transfer in one call with its
-controls (:mod:`nstutil.transfer`, :mod:`nstutil.colour`, :mod:`nstutil.regions`), feature maps
-(:mod:`nstutil.feature_maps`), the widgets (:mod:`nstutil.widgets`) and the command line (:mod:`nstutil.cli`).
+(:mod:`nstutil.losses`; the engine's fast paths in :mod:`nstutil.fast`), the recipes (:mod:`nstutil.presets`), a
+run's settings (:mod:`nstutil.settings`), where it runs (:mod:`nstutil.device`), what the loss of an image is
+(:mod:`nstutil.objective`) and of a batch (:mod:`nstutil.perceptual`), how it is minimised
+(:mod:`nstutil.optimisation`), style transfer in one call with its controls (:mod:`nstutil.transfer`,
+:mod:`nstutil.colour`, :mod:`nstutil.regions`), feature maps (:mod:`nstutil.feature_maps`), the lessons' shared set-up
+(:mod:`nstutil.lesson`), the widgets (:mod:`nstutil.widgets`) and the command line (:mod:`nstutil.cli`).
 """
 
 from .device import resolve_device
+from .environment import env_int
 from .errors import NSTError
 from .images import (DEFAULT_CONTENT, DEFAULT_STYLE, IMAGES_DIR, check_writable, image_path, load_image,
                      resize_image, save_image, show_images, to_pil)
@@ -19,6 +22,7 @@ from .optimisation import Evaluation
 from .perceptual import BatchLoss, PerceptualLoss
 from .presets import PRESETS, Preset, get_preset, resolve_recipe
 from .transfer import TransferResult, build_objective, style_transfer
+from . import lesson  # noqa: E402  (the lessons' shared set-up: nstutil.lesson.setup)
 from .vgg import LAYERS, LayerInfo, VGGFeatures, WeightsWarning, layer_names, load_vgg19, min_image_side, resolve_layer
 
 __version__ = "0.1.0"
@@ -29,5 +33,5 @@ __all__ = [
     "content_loss", "gram_matrix", "mean_std_loss", "style_loss", "total_variation_loss", "Objective", "PRESETS",
     "Preset", "get_preset", "resolve_recipe", "Evaluation", "LossRecord", "TransferResult", "build_objective",
     "style_transfer", "LAYERS", "LayerInfo", "VGGFeatures", "WeightsWarning", "layer_names", "load_vgg19",
-    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device",
+    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device", "env_int",
 ]

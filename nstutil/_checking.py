@@ -6,7 +6,11 @@ and True or False, whatever the student's function does.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+import copy
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import torch
 
@@ -14,6 +18,9 @@ __all__ = ["Wrong", "report", "not_done_line", "call", "seeded", "close", "tenso
            "gradients"]
 
 PASSED, WRONG, NOT_DONE = "✔", "✘", "○"
+# Seconds a student's function may take in one check (each of its calls). The checks' inputs are tiny: a function
+# still running after this is stuck in a loop (or waiting for input), and the notebook must go on.
+TIME_LIMIT = 60.0
 
 
 class Wrong(Exception):
@@ -56,9 +63,47 @@ def report(name: str, body: Callable[[Callable], str], fn: Any) -> bool:
     return passed
 
 
+class _TooSlow(BaseException):
+    """Raised in the student's function when the time limit is up (a BaseException: a bare ``except Exception``
+    in the student's code must not swallow it)."""
+
+
+_timer_armed = False
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` with :class:`_TooSlow` (SIGALRM, so only in the main thread of a
+    system that has it, as a Jupyter kernel's cells are; elsewhere there is no limit). Nested blocks share the
+    outer one's limit."""
+    global _timer_armed
+    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and not _timer_armed and seconds > 0)
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    _timer_armed = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        _timer_armed = False
+
+
 def _copy(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().clone().requires_grad_(value.requires_grad)
+    if isinstance(value, torch.nn.Module):
+        # The student's function gets its own model: .double(), .to(...) or requires_grad_(True) on it must not
+        # change the notebook's shared one (load_vgg19 hands out one model per weights).
+        return copy.deepcopy(value)
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
@@ -76,12 +121,18 @@ def call(fn: Callable, args: Sequence[Any], *, hint: str, errors: Optional[Dict[
          protect: bool = True) -> Any:
     """``fn(*args)``; NotImplementedError means not done yet, any other exception or a changed input is Wrong.
 
-    With ``protect`` the function gets copies, which must be unchanged afterwards. ``errors`` maps text in an
-    exception's message to a hint; ``hint`` says what the function must take, for wrong-argument TypeErrors.
+    With ``protect`` the function gets copies (a model is always copied), which must be unchanged afterwards.
+    ``errors`` maps text in an exception's message to a hint; ``hint`` says what the function must take, for
+    wrong-argument TypeErrors. A call that runs longer than :data:`TIME_LIMIT` seconds is stopped and Wrong.
     """
-    passed = [_copy(a) for a in args] if protect else list(args)
+    passed = [_copy(a) for a in args] if protect else [
+        _copy(a) if isinstance(a, torch.nn.Module) else a for a in args]
     try:
-        result = fn(*passed)
+        with _time_limit(TIME_LIMIT):
+            result = fn(*passed)
+    except _TooSlow:
+        raise Wrong(f"did not return within {TIME_LIMIT:g} s on the check's small inputs, so it was stopped: look "
+                    f"for a loop that never ends (or a call that waits for input)") from None
     except NotImplementedError:
         raise _NotDone from None
     except Exception as exc:

@@ -26,7 +26,11 @@ import torch
 
 from .device import resolve_device
 from .errors import NSTError
+from .images import scaled_shape
 from .inputs import plan_scales
+from .optimisation import LBFGS_HISTORY
+from .presets import get_preset
+from .settings import Controls, RecipeChoice
 from .vgg import LAYERS, LayerInfo, VGGFeatures, min_image_side, resolve_layer
 
 __all__ = ["Speed", "Estimate", "evaluation_flops", "memory_needed", "available_memory", "largest_side",
@@ -35,7 +39,6 @@ __all__ = ["Speed", "Estimate", "evaluation_flops", "memory_needed", "available_
 GIB = float(1 << 30)
 _FLOAT, _INDEX = 4, 8                      # bytes of a float32, of an int64 max-pool index
 #: L-BFGS pairs kept by style_transfer (torch.optim.LBFGS's own default is 100).
-HISTORY_SIZE = 20
 # Image-sized float vectors besides the history pairs: L-BFGS's direction, previous gradient and line-search
 # copies, the optimised variable and its gradient, the image, the best image so far, the start and content images.
 _IMAGE_VECTORS = 12
@@ -124,7 +127,7 @@ def _memory_parts(height: int, width: int, content_layers: Optional[Layers], sty
 
 
 def memory_needed(height: int, width: int, content_layers: Optional[Layers], style_layers: Optional[Layers], *,
-                  history_size: int = HISTORY_SIZE) -> int:
+                  history_size: int = LBFGS_HISTORY) -> int:
     """Peak bytes a style transfer of a height × width image needs, the network's weights included.
 
     Counted: what the backward pass keeps from the forward pass (the input image; each ReLU's output, which its
@@ -155,17 +158,11 @@ def available_memory(device: Union[None, str, torch.device] = None) -> Optional[
         return None
 
 
-def _shape(height: int, width: int, side: int) -> Tuple[int, int]:
-    """The image's height and width when its longer side is ``side`` (rounded as load_image rounds)."""
-    scale = side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def largest_side(height: int, width: int, content_layers: Optional[Layers], style_layers: Optional[Layers],
-                 available: int, *, history_size: int = HISTORY_SIZE) -> int:
+                 available: int, *, history_size: int = LBFGS_HISTORY) -> int:
     """The longest longer side (px) at this aspect ratio whose run fits in ``available`` bytes; 0 if none does."""
     def fits(side: int) -> bool:
-        return memory_needed(*_shape(height, width, side), content_layers, style_layers,
+        return memory_needed(*scaled_shape((height, width), side), content_layers, style_layers,
                              history_size=history_size) <= available
 
     low = min_image_side([*_names(content_layers), *_names(style_layers)])
@@ -276,7 +273,7 @@ class Estimate:
 def estimate_run(height: int, width: int, steps: Union[int, Sequence[int]], content_layers: Optional[Layers],
                  style_layers: Optional[Layers], *, scales: Optional[Sequence[int]] = None,
                  speed: Optional[Speed] = None, available: Optional[int] = None,
-                 history_size: int = HISTORY_SIZE) -> Estimate:
+                 history_size: int = LBFGS_HISTORY) -> Estimate:
     """Estimate a run on a height × width content image: ``steps`` evaluations (one number, or one per scale),
     coarse to fine over ``scales`` (longer sides; the image's own size is the last) if given.
 
@@ -285,7 +282,7 @@ def estimate_run(height: int, width: int, steps: Union[int, Sequence[int]], cont
     ``largest``."""
     # The same sizes and counts, and the same one-line errors, as style_transfer itself.
     sides, counts = plan_scales(scales, steps, max(height, width))
-    shapes = tuple(_shape(height, width, s) for s in sides)
+    shapes = tuple(scaled_shape((height, width), s) for s in sides)
     memory = max(memory_needed(h, w, content_layers, style_layers, history_size=history_size) for h, w in shapes)
     seconds = None
     if speed is not None:
@@ -308,29 +305,31 @@ def _image_shape(path: Union[str, os.PathLike], size: Optional[int]) -> Optional
                 width, height = height, width
     except Exception:  # a missing or damaged file is load_image's to report, with its own wording
         return None
-    return _shape(height, width, size) if size is not None else (height, width)
+    return scaled_shape((height, width), size) if size is not None else (height, width)
 
 
-def plan_run(content: Union[str, os.PathLike], size: Optional[int], steps: Union[int, Sequence[int]], *,
-             preset: str = "tutorial", content_layers: Optional[Layers] = None, style_layers: Optional[Layers] = None,
+def plan_run(content: Union[str, os.PathLike], size: Optional[int], *, preset: str = "tutorial",
+             recipe: Optional[RecipeChoice] = None, controls: Optional[Controls] = None,
              weights: Optional[str] = None, pooling: str = "max", device: Union[None, str, torch.device] = None,
-             scales: Optional[Sequence[int]] = None, available: Optional[int] = None) -> Optional[Estimate]:
+             available: Optional[int] = None) -> Optional[Estimate]:
     """The command line's check before it runs: a run on the image at ``content``, resized to ``size``, with the
-    preset's layers unless others are given.
+    ``preset``'s layers unless ``recipe`` chooses others, and ``controls``' plan (scales and steps).
 
     Raises :class:`NSTError` (one line: the memory needed, the memory available and the largest size that fits)
     when the run would not fit in the memory the OS says is available (or ``available`` bytes, if given). Returns
     the estimate when the run is long (its FLOPs many times those of :func:`measure_speed`'s short run, which then
     gives the time), else None: a short run is not worth even a short measurement."""
-    from .presets import get_preset
     from .vgg import load_vgg19
 
+    recipe = recipe if recipe is not None else RecipeChoice()
+    controls = controls if controls is not None else Controls()
+    steps, scales = controls.steps, controls.scales
     shape = _image_shape(content, size)
     if shape is None:
         return None
-    recipe = get_preset(preset)
-    content_layers = recipe.content_layers if content_layers is None else content_layers
-    style_layers = recipe.style_layers if style_layers is None else style_layers
+    chosen = get_preset(preset)
+    content_layers = chosen.content_layers if recipe.content_layers is None else recipe.content_layers
+    style_layers = chosen.style_layers if recipe.style_layers is None else recipe.style_layers
     device = resolve_device(device)
     available = available_memory(device) if available is None else available
     estimate = estimate_run(*shape, steps, content_layers, style_layers, scales=scales, available=available)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import NSTError
+from .output_files import check_image_format, check_output, write_atomically
 
 __all__ = [
     "IMAGES_DIR",
@@ -62,8 +62,8 @@ def image_path(name: Union[str, os.PathLike], *, role: str = "image") -> Path:
                    f"({', '.join(bundled)})")
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """H×W×3 float32 in [0, 1] for any mode Pillow opens; transparency is composed over white."""
+def _to_rgb(img: Image.Image, background: Tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """H×W×3 float32 in [0, 1] for any mode Pillow opens; transparency is composed over ``background``."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit greyscale: convert("RGB") would clip at 255, so scale by the 16-bit range instead.
         grey = np.asarray(img, dtype=np.float32) / 65535.0
@@ -73,8 +73,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
@@ -86,15 +85,24 @@ def _target_size(width: int, height: int, size: Size, role: str) -> Tuple[int, i
         return int(size[1]), int(size[0])
     if int(size) < 1:
         raise NSTError(f"size {size!r} for the {role}: give a positive number of pixels for the longer side")
-    scale = int(size) / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    height, width = scaled_shape((height, width), int(size))
+    return width, height
+
+
+def scaled_shape(shape: Tuple[int, int], longer: int) -> Tuple[int, int]:
+    """(H, W) of an image of shape ``shape`` = (H, W) resized so that its longer side is ``longer`` px: the one
+    size rule of nstutil (loading, coarse-to-fine scales, the estimate)."""
+    height, width = shape
+    factor = longer / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 def load_image(path: Union[str, os.PathLike], size: Size = None, *, role: str = "image",
-               max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+               max_pixels: int = MAX_PIXELS, background: Tuple[int, int, int] = (255, 255, 255)) -> torch.Tensor:
     """Load a picture as a float32 tensor of shape 1×3×H×W with values in [0, 1].
 
-    Any mode Pillow opens (grey, RGBA, palette, CMYK, 16-bit) becomes RGB, transparent parts white; the EXIF
+    Any mode Pillow opens (grey, RGBA, palette, CMYK, 16-bit) becomes RGB, transparent parts composed over
+    ``background`` (white; masks use black: transparent means "not here"); the EXIF
     orientation is applied. ``size`` resizes keeping the aspect ratio so that the **longer** side has ``size``
     pixels (as jcjohnson's ``-image_size``); a pair ``(height, width)`` resizes to exactly that. Pictures over
     ``max_pixels`` are refused before decoding (decompression bombs). ``role`` ("content image", "style image")
@@ -118,7 +126,7 @@ def load_image(path: Union[str, os.PathLike], size: Size = None, *, role: str = 
                                    f"{max_pixels:,}: shrink it first or pass a larger max_pixels")
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                pixels = _to_rgb(img)
+                pixels = _to_rgb(img, background)
     except NSTError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -136,6 +144,9 @@ def resize_image(image: torch.Tensor, size: Size, *, role: str = "image") -> tor
     """``image`` (N×C×H×W in [0, 1]) resized as :func:`load_image` resizes: ``size`` is the longer side (aspect
     ratio kept) or an exact ``(height, width)``; antialiased bicubic, clamped to [0, 1]. Introduced in lesson 8."""
     new_w, new_h = _target_size(image.shape[-1], image.shape[-2], size, role)
+    if new_w * new_h > MAX_PIXELS:  # e.g. a style scale of 1e6: refuse before allocating petabytes
+        raise NSTError(f"the {role} would be resized to {new_w:,}×{new_h:,} = {new_w * new_h:,} pixels, over the "
+                       f"limit of {MAX_PIXELS:,}: give a smaller size (or --style-scale / style_scale)")
     if (new_w, new_h) == (image.shape[-1], image.shape[-2]):
         return image.contiguous()
     return torch.nn.functional.interpolate(image, size=(new_h, new_w), mode="bicubic", align_corners=False,
@@ -166,77 +177,27 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == Path(b).expanduser().resolve() or (a.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
 def save_image(image: torch.Tensor, path: Union[str, os.PathLike],
-               *, protect: Iterable[Union[str, os.PathLike]] = ()) -> Path:
+               *, protect: Iterable[Union[str, os.PathLike]] = (), force: bool = False) -> Path:
     """Write an image tensor to ``path`` (format from the extension) and return the path.
 
     The write is atomic: the picture goes to a temporary file beside the target which is then renamed over it,
-    so there is never a half-written file. Paths in ``protect`` (the inputs of a run) are never overwritten.
-    Missing parent folders are created.
+    so there is never a half-written file. Paths in ``protect`` (the inputs of a run) are never overwritten; an
+    existing read-only file only with ``force``, and a replaced file keeps its permissions. Missing parent
+    folders are created. See :mod:`nstutil.output_files`.
     """
-    path = check_writable(path, protect=protect)
+    path = check_writable(path, protect=protect, force=force)
     extension = path.suffix.lower()
-    formats = Image.registered_extensions()
+    fmt = check_image_format(path)
     picture = to_pil(image)
-    return write_atomically(path, lambda stream: picture.save(stream, format=formats[extension]), suffix=extension)
+    return write_atomically(path, lambda stream: picture.save(stream, format=fmt), suffix=extension)
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None], *, suffix: str = "") -> Path:
-    """Call ``write(stream)`` on a temporary file beside ``path``, then rename it over ``path`` (readable by all).
-
-    There is never a half-written ``path``: on any error the temporary file is removed. OS errors become
-    :class:`NSTError`. Used by :func:`save_image` and the weights export (:mod:`nstutil.weights`).
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)
-    except OSError as exc:
-        raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc}): choose a writable "
-                       f"folder") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file is for everyone to open
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc}): choose a writable "
-                           f"folder") from None
-        raise
-    return path
-
-
-def check_writable(path: Union[str, os.PathLike], *, protect: Iterable[Union[str, os.PathLike]] = ()) -> Path:
-    """Fail now, not after a long run, if ``save_image`` could not write ``path``; nothing is left behind."""
-    path = Path(path).expanduser()
-    for other in protect:
-        if other is not None and _same_file(path, Path(other)):
-            raise NSTError(f"output {str(path)!r} is one of the input images: choose another output path")
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise NSTError(f"output {str(path)!r} has no image extension Pillow knows: end it in .png or .jpg")
-    if path.is_dir():
-        raise NSTError(f"output {str(path)!r} is a directory: give a file name such as {str(path / 'result.png')!r}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise NSTError(f"output {str(path)!r} cannot be written ({str(folder)!r} is a file, not a folder): "
-                       f"choose a writable folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc} in {str(folder)!r}): "
-                       f"choose a writable folder") from None
-    return path
+def check_writable(path: Union[str, os.PathLike], *, protect: Iterable[Union[str, os.PathLike]] = (),
+                   force: bool = False) -> Path:
+    """Fail now, not after a long run, if ``save_image`` could not write ``path`` (an input, a folder, a format
+    Pillow cannot write, a name too long, a read-only file without ``force``); nothing is left behind."""
+    return check_output(path, protect=protect, force=force)
 
 
 def show_images(images: Sequence[ImageLike], titles: Optional[Sequence[str]] = None, *,

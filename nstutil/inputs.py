@@ -12,24 +12,34 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .colour import PRESERVE_COLORS, combine_luminance, grey, luminance, match_histogram, match_luminance
 from .errors import NSTError
-from .images import ImageLike, Size, load_image, resize_image
+from .images import ImageLike, Size, load_image, resize_image, scaled_shape
 from .objective import normalised_blend
-from .presets import INIT_CHOICES, LayerSpec, Preset, resolve_recipe
+from .presets import INIT_CHOICES, LayerSpec, Preset
 from .regions import MaskLike, load_masks
+from .settings import Controls, RecipeChoice
 from .vgg import min_image_side, resolve_layer
 
-__all__ = ["RunInputs", "prepare", "plan_scales", "start_image", "network_images", "presenter", "check_size",
-           "scaled_shape", "is_init_path", "whole_number", "BLEND_NOISE_RATIO"]
+__all__ = ["InputPaths", "RunInputs", "PreparedRun", "prepare", "plan_scales", "start_image", "network_images",
+           "presenter", "check_size", "is_init_path", "whole_number", "BLEND_NOISE_RATIO"]
 
 # deeplearning.ai's starting point: 60 % noise, 40 % content.
 BLEND_NOISE_RATIO = 0.6
+
+
+@dataclass
+class InputPaths:
+    """Where a run's pictures came from (None for an image given as a tensor)."""
+
+    content: Optional[str] = None
+    styles: List[Optional[str]] = field(default_factory=list)
+    masks: Optional[List[Optional[str]]] = None
 
 
 @dataclass
@@ -40,7 +50,7 @@ class RunInputs:
     styles: List[torch.Tensor]
     masks: Optional[List[torch.Tensor]]
     size: Tuple[int, int]                       # (H, W) of the result
-    paths: Dict[str, object]
+    paths: InputPaths
 
     def at_scale(self, scale: int) -> "RunInputs":
         """The same images for a result whose longer side is ``scale`` (styles keep their size relative to it)."""
@@ -53,11 +63,14 @@ class RunInputs:
             size=shape, paths=self.paths)
 
 
-def scaled_shape(size: Tuple[int, int], scale: int) -> Tuple[int, int]:
-    """(H, W) of an image of shape ``size`` = (H, W) resized so that its longer side is ``scale``."""
-    height, width = size
-    factor = scale / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
+@dataclass
+class PreparedRun:
+    """What :func:`prepare` gives: the resolved recipe, the images at full size, the normalised blend, the start."""
+
+    recipe: Preset
+    inputs: RunInputs
+    blend: List[float]
+    init: Union[str, os.PathLike, torch.Tensor]
 
 
 def image_input(image: ImageLike, size: Size, role: str) -> Tuple[torch.Tensor, Optional[str]]:
@@ -131,11 +144,11 @@ def load_inputs(content: Optional[ImageLike], styles: List[ImageLike], *, size: 
     """The content (at ``size``), style (at ``style_size``, else the result's size, times ``style_scale``) and
     mask images (at the result's size), loaded once; without a content image the result has the first style
     image's shape."""
-    paths: Dict[str, object] = {}
+    paths = InputPaths()
     content_image = None
+    style_images = []
     if content is not None:
-        content_image, paths["content_path"] = image_input(content, size, "content image")
-    style_images, style_paths = [], []
+        content_image, paths.content = image_input(content, size, "content image")
     for k, style in enumerate(styles):
         # One resampling from the file: the style at (style_size, else the result's size) × style_scale.
         if style_size is not None:
@@ -148,7 +161,7 @@ def load_inputs(content: Optional[ImageLike], styles: List[ImageLike], *, size: 
             target = _times(target if target is not None else max(load_image(style).shape[-2:]), style_scale)
         image, path = image_input(style, target, "style image" if len(styles) == 1 else f"style image {k + 1}")
         style_images.append(image)
-        style_paths.append(path)
+        paths.styles.append(path)
     if content_image is not None:
         shape = tuple(content_image.shape[-2:])
     elif isinstance(size, (tuple, list)):  # texture synthesis: the result has the first style image's shape
@@ -156,10 +169,9 @@ def load_inputs(content: Optional[ImageLike], styles: List[ImageLike], *, size: 
     else:
         first = tuple(style_images[0].shape[-2:])
         shape = scaled_shape(first, int(size) if size is not None else round(max(first) / style_scale))
-    paths["style_paths"] = style_paths
     masks = None
     if style_masks is not None:
-        masks, paths["mask_paths"] = load_masks(style_masks, len(style_images), shape)
+        masks, paths.masks = load_masks(style_masks, len(style_images), shape)
     return RunInputs(content_image, style_images, masks, shape, paths)
 
 
@@ -244,27 +256,25 @@ def _recipe_for(recipe: Preset, content: object, styles: list, content_layers: L
     return recipe
 
 
-def prepare(content, style, *, preset, content_layers, style_layers, content_weight, style_weight, tv_weight,
-             convention, style_statistic, style_blend, style_masks, style_scale, preserve_colors, init, size,
-             style_size):
-    """Everything checked and loaded: (recipe, inputs at full size, normalised blend, colour mode, init)."""
+def prepare(content: Optional[ImageLike], style: Union[None, ImageLike, Sequence[ImageLike]], *, preset: str,
+            recipe: RecipeChoice, controls: Controls, init: Union[None, str, os.PathLike, torch.Tensor],
+            size: Size, style_size: Size) -> PreparedRun:
+    """Everything checked and loaded once, before the network runs."""
     styles = [] if style is None else list(style) if isinstance(style, (list, tuple)) else [style]
     if content is None and not styles:
         raise NSTError("no content image and no style image: give at least one of them")
-    recipe = resolve_recipe(preset, content_layers=content_layers, style_layers=style_layers,
-                            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-                            convention=convention, style_statistic=style_statistic)
-    recipe = _recipe_for(recipe, content, styles, content_layers, style_layers)
+    resolved = _recipe_for(recipe.resolve(preset), content, styles, recipe.content_layers, recipe.style_layers)
     if init is None:
-        init = recipe.init if content is not None else "noise"
+        init = resolved.init if content is not None else "noise"
+    preserve_colors = controls.preserve_colors
     if preserve_colors is not None:
         if preserve_colors not in PRESERVE_COLORS:
             raise NSTError(f"preserve_colors {preserve_colors!r} is not known: use one of "
                            f"{', '.join(map(repr, PRESERVE_COLORS))} or None")
         if content is None or not styles:
             raise NSTError(f"preserve_colors={preserve_colors!r} needs a content image and a style image")
-    scale = 1.0 if style_scale is None else _positive_number(style_scale, "style_scale")
-    blend = normalised_blend(style_blend, len(styles)) if styles else []
+    scale = 1.0 if controls.style_scale is None else _positive_number(controls.style_scale, "style_scale")
+    blend = normalised_blend(controls.style_blend, len(styles)) if styles else []
     inputs = load_inputs(content, styles, size=size, style_size=style_size, style_scale=scale,
-                          style_masks=style_masks)
-    return recipe, inputs, blend, init
+                         style_masks=controls.style_masks)
+    return PreparedRun(resolved, inputs, blend, init)

@@ -267,7 +267,8 @@ def normalised_blend(style_blend: Optional[Sequence[float]], count: int) -> List
         if not number >= 0 or number == float("inf"):
             raise NSTError(f"style_blend weight {k + 1} is {weight!r}: give finite numbers >= 0")
         checked.append(number)
-    total = sum(checked)
-    if total <= 0:
+    largest = max(checked)
+    if largest <= 0:
         raise NSTError("style_blend weights are all zero: give at least one style a weight > 0")
-    return [w / total for w in checked]
+    relative = [w / largest for w in checked]  # first, so that huge weights (1e308, 1e308) cannot overflow the sum
+    return [w / sum(relative) for w in relative]

@@ -10,19 +10,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Sequence, Tuple, Union
 
 from .errors import NSTError
 from .losses import CONVENTIONS, STYLE_STATISTICS
 from .vgg import resolve_layer
 
-__all__ = ["Preset", "PRESETS", "get_preset", "resolve_recipe", "LayerSpec", "INIT_CHOICES"]
+__all__ = ["GATYS_STYLE_LAYERS", "Preset", "PRESETS", "get_preset", "resolve_recipe", "LayerSpec", "INIT_CHOICES"]
 
 INIT_CHOICES: Tuple[str, ...] = ("content", "noise", "blend")
 
 LayerSpec = Union[None, str, Sequence[str], Mapping[str, float]]
 
-_GATYS_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Gatys et al.'s style layers (relu1_1 … relu5_1), the deep presets' and the weights check's.
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ PRESETS: Dict[str, Preset] = {
         description="Gatys, Ecker & Bethge (2015): content relu4_2, style relu1_1..relu5_1 with w_l = 1/5, "
                     "alpha/beta = 1e-3, the paper's losses (1/2 sum of squares; sum/(4 N^2 M^2)), from white noise.",
         content_layers={"relu4_2": 1.0},
-        style_layers={name: 0.2 for name in _GATYS_STYLE},
+        style_layers={name: 0.2 for name in GATYS_STYLE_LAYERS},
         content_weight=1.0,
         style_weight=1e3,
         convention="gatys",
@@ -71,7 +72,7 @@ PRESETS: Dict[str, Preset] = {
                     "so relu5_4), style relu1_1..relu5_1 with 0.2 each, alpha = 10, beta = 40, its normalised "
                     "losses, from the content image blended with noise.",
         content_layers={"relu5_4": 1.0},
-        style_layers={name: 0.2 for name in _GATYS_STYLE},
+        style_layers={name: 0.2 for name in GATYS_STYLE_LAYERS},
         content_weight=10.0,
         style_weight=40.0,
         convention="coursera",
@@ -84,7 +85,7 @@ PRESETS: Dict[str, Preset] = {
                     "'tutorial' convention for one image. Its weights were tuned for the Caffe VGG19 "
                     "(weights='caffe').",
         content_layers={"relu4_2": 1.0},
-        style_layers={name: 1.0 for name in _GATYS_STYLE},
+        style_layers={name: 1.0 for name in GATYS_STYLE_LAYERS},
         content_weight=5.0,
         style_weight=100.0,
         tv_weight=1e-3,
@@ -125,21 +126,21 @@ def layer_weights(layers: LayerSpec, what: str) -> Dict[str, float]:
     return weights
 
 
-def resolve_recipe(preset: str = "tutorial", *, content_layers: LayerSpec = None, style_layers: LayerSpec = None,
-                   content_weight: Optional[float] = None, style_weight: Optional[float] = None,
-                   tv_weight: Optional[float] = None, convention: Optional[str] = None,
-                   init: Optional[str] = None, style_statistic: Optional[str] = None) -> Preset:
-    """Preset ``preset`` with every setting that is not ``None`` replaced, all checked.
+def resolve_recipe(preset: str = "tutorial", **choices: object) -> Preset:
+    """Preset ``preset`` with every choice that is not ``None`` replaced, all checked.
 
-    Layers become ``{name: weight}`` dicts (names kept as given, in either scheme); weights must be finite and
-    >= 0. ``init`` may be any starting image :func:`~nstutil.style_transfer` accepts, so it is not checked here.
-    Introduced in lesson 5.
+    The choices are :class:`Preset`'s fields (``content_layers``, ``style_layers``, ``content_weight``,
+    ``style_weight``, ``tv_weight``, ``convention``, ``init``, ``style_statistic``; :class:`nstutil.settings.RecipeChoice`
+    holds them typed). Layers become ``{name: weight}`` dicts (names kept as given, in either scheme); weights must be
+    finite and >= 0. ``init`` may be any starting image :func:`~nstutil.style_transfer` accepts, so it is not checked
+    here. Introduced in lesson 5.
     """
     recipe = get_preset(preset)
-    chosen = dict(content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
-                  style_weight=style_weight, tv_weight=tv_weight, convention=convention, init=init,
-                  style_statistic=style_statistic)
-    recipe = dataclasses.replace(recipe, **{k: v for k, v in chosen.items() if v is not None})
+    settable = [f.name for f in dataclasses.fields(Preset) if f.name not in ("name", "description")]
+    unknown = sorted(set(choices) - set(settable))
+    if unknown:
+        raise NSTError(f"resolve_recipe got unknown setting(s) {', '.join(unknown)}: use {', '.join(settable)}")
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in choices.items() if v is not None})
     if recipe.convention not in CONVENTIONS:
         raise NSTError(f"unknown loss convention {recipe.convention!r}: use one of {', '.join(CONVENTIONS)}")
     if recipe.style_statistic not in STYLE_STATISTICS:

@@ -1,7 +1,8 @@
 """Spatial control: masks that say where on the content image each style goes (Gatys et al. 2017, spatial control).
 
 Introduced in lesson 8 (Controlling the result). A mask is an H×W map in [0, 1] over the content image, one per style
-image: 1 where that style should be, 0 where it should not, anything between for a soft edge. Each style's Gram
+image: 1 where that style should be, 0 where it should not, anything between for a soft edge. In a picture,
+white means this style, black or transparent means not. Each style's Gram
 matrices are then *guided*: computed over the mask's region only (:func:`nstutil.gram_matrix` with ``mask=``).
 
 How a mask reaches a layer's resolution: by the same 2×2 steps of stride 2 as the network's pooling layers, but
@@ -43,8 +44,9 @@ def _as_mask(mask: MaskLike, index: int) -> Tuple[torch.Tensor, Optional[str]]:
         return t[None, None].cpu(), None
     if not isinstance(mask, (str, os.PathLike)):
         raise NSTError(f"{what} is a {type(mask).__name__}: give an H×W tensor in [0, 1] or the path of a picture")
-    # A picture's brightness is the mask (white = this style); colours count by their mean.
-    return load_image(mask, role=what).mean(dim=1, keepdim=True), os.fspath(mask)
+    # A picture's brightness is the mask (white = this style); colours count by their mean. Transparent parts are
+    # outside (composed over black): a region painted on a transparent layer means that region alone.
+    return load_image(mask, role=what, background=(0, 0, 0)).mean(dim=1, keepdim=True), os.fspath(mask)
 
 
 def load_masks(masks: Sequence[MaskLike], count: int, size: Tuple[int, int]) -> Tuple[List[torch.Tensor],
@@ -65,7 +67,8 @@ def load_masks(masks: Sequence[MaskLike], count: int, size: Tuple[int, int]) -> 
         if tuple(tensor.shape[-2:]) != tuple(size):
             tensor = resize_image(tensor, size)
         if tensor.max() <= 0:
-            raise NSTError(f"style mask {k + 1} is all black, so its style would go nowhere: paint its region white")
+            raise NSTError(f"style mask {k + 1} is all black (or transparent), so its style would go nowhere: paint "
+                           f"its region opaque white")
         tensors.append(tensor)
         paths.append(path)
     return tensors, paths

@@ -19,13 +19,14 @@ import torch
 from .colour import grey, luminance
 from .device import resolve_device
 from .errors import NSTError
-from .images import ImageLike, Size, resize_image, save_image
-from .inputs import (RunInputs, check_size, is_init_path, network_images, plan_scales, prepare, presenter,
-                     scaled_shape, start_image, whole_number)
+from .images import ImageLike, Size, resize_image, save_image, scaled_shape
+from .inputs import (PreparedRun, check_size, is_init_path, network_images, plan_scales, prepare, presenter,
+                     start_image, whole_number)
 from .objective import LossRecord, Objective
 from .optimisation import OPTIMIZERS, Evaluation, Minimiser
 from .presets import INIT_CHOICES, LayerSpec, Preset
 from .regions import MaskLike
+from .settings import DEFAULT_STEPS, Controls, RecipeChoice, bind, check_keywords, field_names
 from .vgg import VGGFeatures, load_vgg19
 
 __all__ = ["LossRecord", "Evaluation", "TransferResult", "style_transfer", "build_objective", "INIT_CHOICES",
@@ -55,35 +56,31 @@ class TransferResult:
         """The total loss of :attr:`image` (at the scale it was evaluated)."""
         return self.history[self.best_evaluation].total if self.best_evaluation >= 0 else math.inf
 
-    def save(self, path: Union[str, os.PathLike], *, protect: Sequence[Union[str, os.PathLike]] = ()):
-        """Write :attr:`image` atomically to ``path``, never over the run's input images."""
+    def save(self, path: Union[str, os.PathLike], *, protect: Sequence[Union[str, os.PathLike]] = (),
+             force: bool = False):
+        """Write :attr:`image` atomically to ``path``, never over the run's input images (nor over a read-only
+        file unless ``force``)."""
         inputs = [p for p in self.settings.get("input_paths", ()) if p]
-        return save_image(self.image, path, protect=[*inputs, *protect])
+        return save_image(self.image, path, protect=[*inputs, *protect], force=force)
 
 
 def build_objective(content: Optional[ImageLike], style: Union[None, ImageLike, Sequence[ImageLike]], *,
                     preset: str = "tutorial", model: Optional[VGGFeatures] = None, weights: Optional[str] = None,
                     device: Union[None, str, torch.device] = None, size: Size = None, style_size: Size = None,
-                    preserve_colors: Optional[str] = None, **recipe) -> Objective:
+                    preserve_colors: Optional[str] = None, **choices) -> Objective:
     """The :class:`~nstutil.objective.Objective` that :func:`style_transfer` would minimise (at full size), to
     score any image: ``build_objective(content, style, size=256)(image).total``. Takes the same recipe and control
     keywords (``content_layers``, ``style_weight``, ``style_blend``, ``style_masks``, ``style_scale`` …).
     Introduced in lesson 5."""
-    settings = dict(content_layers=None, style_layers=None, content_weight=None, style_weight=None,
-                    tv_weight=None, convention=None, style_statistic=None, style_blend=None, style_masks=None,
-                    style_scale=None)
-    unknown = set(recipe) - set(settings)
-    if unknown:
-        raise NSTError(f"build_objective got unknown keyword(s) {', '.join(sorted(unknown))}: use the recipe "
-                       f"keywords of style_transfer ({', '.join(settings)})")
-    settings.update(recipe)
+    check_keywords(choices, RecipeChoice, Controls, where="build_objective")
     device = resolve_device(device, model)
-    recipe_, inputs, blend, _ = prepare(content, style, preset=preset, preserve_colors=preserve_colors, init=None,
-                                         size=size, style_size=style_size, **settings)
+    run = prepare(content, style, preset=preset, recipe=bind(RecipeChoice, choices),
+                  controls=bind(Controls, {**choices, "preserve_colors": preserve_colors}), init=None, size=size,
+                  style_size=style_size)
     net = model if model is not None else load_vgg19(weights, device=device)
-    content_net, styles_net = network_images(inputs, preserve_colors)
-    return Objective(net, recipe_, content=content_net, styles=styles_net, style_blend=blend,
-                     style_masks=inputs.masks)
+    content_net, styles_net = network_images(run.inputs, preserve_colors)
+    return Objective(net, run.recipe, content=content_net, styles=styles_net, style_blend=run.blend,
+                     style_masks=run.inputs.masks)
 
 
 def style_transfer(
@@ -104,7 +101,7 @@ def style_transfer(
     style_scale: Optional[float] = None,
     preserve_colors: Optional[str] = None,
     scales: Optional[Sequence[int]] = None,
-    steps: Union[int, Sequence[int]] = 300,
+    steps: Union[int, Sequence[int]] = DEFAULT_STEPS,
     optimizer: str = "lbfgs",
     lr: Optional[float] = None,
     init: Union[None, str, os.PathLike, torch.Tensor] = None,
@@ -146,19 +143,18 @@ def style_transfer(
     the run by returning ``True``. A stopped, interrupted (Ctrl-C) or diverged run returns the best image so far.
     The same seed on the CPU gives the same image. Introduced in lesson 5.
     """
+    choices, controls = bind(RecipeChoice, locals()), bind(Controls, locals())
     device = resolve_device(device, model)
-    recipe, inputs, blend, init = prepare(
-        content, style, preset=preset, content_layers=content_layers, style_layers=style_layers,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, convention=convention,
-        style_statistic=style_statistic, style_blend=style_blend, style_masks=style_masks, style_scale=style_scale,
-        preserve_colors=preserve_colors, init=init, size=size, style_size=style_size)
+    run = prepare(content, style, preset=preset, recipe=choices, controls=controls, init=init, size=size,
+                  style_size=style_size)
+    recipe, inputs, init = run.recipe, run.inputs, run.init
     if optimizer not in OPTIMIZERS:
         raise NSTError(f"optimizer {optimizer!r} is not known: use one of {', '.join(OPTIMIZERS)}")
     if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise NSTError(f"lr is {lr!r}: give a finite learning rate > 0")
     if intermediate_every is not None:
         whole_number(intermediate_every, "intermediate_every")
-    sizes, counts = plan_scales(scales, steps, max(inputs.size))
+    sizes, counts = plan_scales(controls.scales, controls.steps, max(inputs.size))
     smallest = inputs.at_scale(sizes[0])
     if smallest.content is not None:
         check_size(smallest.content, [*recipe.content_layers, *recipe.style_layers],
@@ -172,9 +168,8 @@ def style_transfer(
         start = grey(luminance(start))
 
     net = model if model is not None else load_vgg19(weights, pooling=pooling, device=device)
-    settings = _settings(recipe, inputs, net, device, preset=preset, init=init, blend=blend, sizes=sizes,
-                         counts=counts, optimizer=optimizer, lr=lr, seed=seed, style_scale=style_scale,
-                         preserve_colors=preserve_colors)
+    settings = _settings(recipe, controls, run, net, device, preset=preset, sizes=sizes, counts=counts,
+                         optimizer=optimizer, lr=lr, seed=seed)
 
     with Minimiser(total_steps=sum(counts), optimizer=optimizer, lr=lr, callback=callback,
                    intermediate_every=intermediate_every, progress=progress) as minimiser, \
@@ -182,7 +177,7 @@ def style_transfer(
         for k, (scale, count) in enumerate(zip(sizes, counts)):
             at_scale = inputs.at_scale(scale)
             content_net, styles_net = network_images(at_scale, preserve_colors)
-            objective = Objective(net, recipe, content=content_net, styles=styles_net, style_blend=blend,
+            objective = Objective(net, recipe, content=content_net, styles=styles_net, style_blend=run.blend,
                                   style_masks=at_scale.masks)
             outcome = minimiser.minimise(objective, start, count, scale=scale,
                                          present=presenter(at_scale, preserve_colors))
@@ -202,24 +197,24 @@ def style_transfer(
                           intermediates=minimiser.intermediates)
 
 
-def _settings(recipe: Preset, inputs: RunInputs, net: VGGFeatures, device: torch.device, **run) -> Dict[str, object]:
-    paths = inputs.paths
-    style_paths = paths.get("style_paths", [])
-    init = run["init"]
-    return dict(
-        preset=run["preset"], weights=net.weights_name, content_layers=dict(recipe.content_layers),
-        style_layers=dict(recipe.style_layers), content_weight=recipe.content_weight,
-        style_weight=recipe.style_weight, tv_weight=recipe.tv_weight, convention=recipe.convention,
-        style_statistic=recipe.style_statistic, style_blend=run["blend"], style_scale=run["style_scale"] or 1.0,
-        preserve_colors=run["preserve_colors"], scales=run["sizes"], steps=run["counts"],
-        optimizer=run["optimizer"], lr=run["lr"], seed=run["seed"],
+def _settings(recipe: Preset, controls: Controls, run: PreparedRun, net: VGGFeatures, device: torch.device,
+              **plan) -> Dict[str, object]:
+    """The record of what a run did: the resolved recipe and controls, the plan, the model and the inputs."""
+    paths, init = run.inputs.paths, run.init
+    record: Dict[str, object] = dict(preset=plan["preset"], weights=net.weights_name)
+    record.update({name: getattr(recipe, name) for name in field_names(RecipeChoice)})
+    record.update({name: getattr(controls, name) for name in field_names(Controls)})
+    record.update(
+        content_layers=dict(recipe.content_layers), style_layers=dict(recipe.style_layers), style_blend=run.blend,
+        style_masks=paths.masks, style_scale=controls.style_scale or 1.0, scales=plan["sizes"],
+        steps=plan["counts"], optimizer=plan["optimizer"], lr=plan["lr"], seed=plan["seed"],
         init=init if isinstance(init, str) and init in INIT_CHOICES else "image",
-        pooling=net.pooling, device=str(device), size=inputs.size,
-        content_path=paths.get("content_path"), style_path=style_paths[0] if style_paths else None,
-        style_paths=style_paths, mask_paths=paths.get("mask_paths"),
-        input_paths=[paths.get("content_path"), *style_paths, *(paths.get("mask_paths") or []),
-                     os.fspath(init) if is_init_path(init) else None],
-    )
+        pooling=net.pooling, device=str(device), size=run.inputs.size,
+        content_path=paths.content, style_path=paths.styles[0] if paths.styles else None,
+        style_paths=paths.styles, mask_paths=paths.masks,
+        input_paths=[paths.content, *paths.styles, *(paths.masks or []),
+                     os.fspath(init) if is_init_path(init) else None])
+    return record
 
 
 def _message(reason: str, history: List[LossRecord], best: int, steps: int, scale: int, full: int) -> str:

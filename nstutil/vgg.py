@@ -174,6 +174,9 @@ def _hub_checkpoint(url: str) -> Path:
 
 
 def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
+    from .weights_archive import check_archive, diagnose_load_error
+
+    check_archive(path, what)  # damage and compressed (inflating) entries, before torch.load reads anything
     try:
         with warnings.catch_warnings():
             # torch warns about pickle protocols it merely might not support; the outcome is reported below.
@@ -184,14 +187,7 @@ def _read_state_dict(path: Path, what: str) -> Dict[str, torch.Tensor]:
     except IsADirectoryError:
         raise NSTError(f"{what} {str(path)!r} is a directory: give the path of a VGG19 state dict file") from None
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-            raise NSTError(
-                f"{what} {str(path)!r} holds pickled code, which nstutil refuses to run: save plain tensors "
-                f"with torch.save(model.state_dict(), path)"
-            ) from None
-        raise NSTError(f"{what} {str(path)!r} is not a readable PyTorch state dict ({reason}): "
-                       f"save one with torch.save(model.state_dict(), path)") from None
+        raise diagnose_load_error(exc, path, what) from None
     if not isinstance(loaded, dict):
         raise NSTError(f"{what} {str(path)!r} holds a {type(loaded).__name__}, not a state dict: "
                        f"save one with torch.save(model.state_dict(), path)")
@@ -228,41 +224,6 @@ def _features_state(state: Dict[str, torch.Tensor], what: str) -> Dict[str, torc
             raise NSTError(f"{what} has non-finite values (inf or NaN) in {key!r}: the file is damaged; copy or "
                            f"export it again")
     return features
-
-
-# What ``python -m nstutil.weights export`` records in the state dict's ``_metadata`` under the key "nstutil" (the
-# attribute torch keeps for module versions; load_state_dict ignores keys that name no module, and
-# torch.load(weights_only=True) keeps it), so the file stays a plain tensors-only features state dict.
-WEIGHTS_FILE_FORMAT = "nstutil-vgg19-features"
-_INFO_KEY = "nstutil"
-
-
-def _export_info(state: Dict[str, torch.Tensor]) -> Optional[Dict[str, object]]:
-    """The provenance an nstutil weights file records (source, input convention, ...); None for any other file."""
-    metadata = getattr(state, "_metadata", None)
-    info = metadata.get(_INFO_KEY) if isinstance(metadata, dict) else None
-    if isinstance(info, dict) and info.get("format") == WEIGHTS_FILE_FORMAT:
-        return dict(info)
-    return None
-
-
-def _read_weights_file(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], str, Optional[dict]]:
-    """(the file's state dict as stored, its features as float32, input convention, nstutil export info or None).
-
-    The input convention is the one an nstutil export records; otherwise a file named like the Caffe conversion
-    (``vgg19-d01eb7cb*``) is Caffe's and everything else torchvision's (ImageNet).
-    """
-    what = f"weights file {str(path)!r}"
-    raw = _read_state_dict(path, "weights file")
-    info = _export_info(raw)
-    features = _features_state(raw, what)
-    if info is None:
-        return raw, features, "caffe" if path.name.startswith("vgg19-d01eb7cb") else "imagenet", None
-    convention = info.get("input_convention")
-    if convention not in ("imagenet", "caffe"):
-        raise NSTError(f"{what} records the input convention {convention!r}, not 'imagenet' or 'caffe': export it "
-                       f"again with python -m nstutil.weights export")
-    return raw, features, str(convention), info
 
 
 def _fetch(url: str, what: str, how_to: str) -> Dict[str, torch.Tensor]:
@@ -352,7 +313,9 @@ def _load_weights(weights: str) -> Tuple[Dict[str, torch.Tensor], str, str]:
     if not path.exists() and os.sep not in weights and not weights.endswith((".pth", ".pt")):
         raise NSTError(f"unknown weights {weights!r}: use 'auto', 'imagenet', 'caffe', 'random', 'random:SEED' "
                        f"or the path of a VGG19 state dict file")
-    _, state, convention, info = _read_weights_file(path)
+    from .weights import read_weights_file  # the file format's module, which builds on this one
+
+    _, state, convention, info = read_weights_file(path)
     # An export names what it holds, so that a random export still reads as random (VGGFeatures.is_pretrained).
     name = f"{info['source']} from {path}" if info is not None else str(path)
     return state, name, convention
@@ -478,6 +441,7 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     :mod:`nstutil.device`), so a shared one stays where it was loaded. ``device`` defaults to the CPU.
     Introduced in lesson 2.
     """
+    from_environment = weights is None and bool(os.environ.get("NSTUTIL_WEIGHTS", "").strip())
     if weights is None:
         weights = os.environ.get("NSTUTIL_WEIGHTS", "").strip() or "auto"
     weights = os.fspath(weights)
@@ -487,7 +451,12 @@ def load_vgg19(weights: Optional[Union[str, os.PathLike]] = None, *, pooling: st
     cacheable = weights in ("imagenet", "caffe") or weights.startswith("random")
     if cacheable and key in _cache:
         return _cache[key]
-    state, name, convention = _load_weights(weights)
+    try:
+        state, name, convention = _load_weights(weights)
+    except NSTError as exc:
+        if from_environment:  # the user never typed these weights here: say where they came from
+            raise NSTError(f"environment variable NSTUTIL_WEIGHTS={weights!r}: {exc}") from None
+        raise
     features = _make_features()
     features.load_state_dict(state)
     model = VGGFeatures(features, input_convention=convention, weights_name=name, pooling=pooling).to(target)

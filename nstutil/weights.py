@@ -1,4 +1,5 @@
-"""A shareable VGG19 weights file: the 16 convolutions as a float16 features-only state dict (~40 MB, not 548 MB).
+"""The VGG19 weights file format, and the tool that writes one to share: the 16 convolutions as a float16
+features-only state dict (~40 MB, not 548 MB).
 
 A classroom behind a firewall needs the pretrained weights once, on a share, not 30 downloads::
 
@@ -11,7 +12,7 @@ A classroom behind a firewall needs the pretrained weights once, on a share, not
 The file is a plain state dict in the layout of ``torchvision.models.vgg19().features`` (keys ``0.weight`` ...
 ``34.bias``), loadable with ``torch.load(path, weights_only=True)`` and by torchvision itself. Its source and input
 convention (``imagenet`` or ``caffe``) are recorded in the state dict's ``_metadata`` (see
-:data:`nstutil.vgg.WEIGHTS_FILE_FORMAT`), with a digest of the tensors. ``load_vgg19(path)`` and
+:data:`WEIGHTS_FILE_FORMAT`), with a digest of the tensors. ``load_vgg19(path)`` and
 ``NSTUTIL_WEIGHTS=path`` load it as float32 with the recorded input convention. Exit status: 0 done, 2 bad input
 or a bad file (one line on stderr).
 """
@@ -33,13 +34,50 @@ import torch
 from . import __version__
 from .errors import NSTError
 from .images import write_atomically
-from .vgg import (CAFFE_URL, WEIGHTS_FILE_FORMAT, VGGFeatures, _INFO_KEY, _imagenet_url, _load_weights,
-                  _make_features, _read_weights_file)
+from .output_files import same_file
+from .presets import GATYS_STYLE_LAYERS
+from .vgg import (CAFFE_URL, VGGFeatures, _features_state, _hub_checkpoint, _imagenet_url, _load_weights,
+                  _make_features, _read_state_dict)
 
-__all__ = ["WeightsFile", "export_weights", "verify_weights", "float16_effect", "sha256_file", "main"]
+__all__ = ["WEIGHTS_FILE_FORMAT", "WeightsFile", "read_weights_file", "export_weights", "verify_weights", "float16_effect",
+           "sha256_file", "main"]
+
+# What ``python -m nstutil.weights export`` records in the state dict's ``_metadata`` under the key "nstutil" (the
+# attribute torch keeps for module versions; load_state_dict ignores keys that name no module, and
+# torch.load(weights_only=True) keeps it), so the file stays a plain tensors-only features state dict.
+WEIGHTS_FILE_FORMAT = "nstutil-vgg19-features"
+_INFO_KEY = "nstutil"
+
+
+def _export_info(state: Dict[str, torch.Tensor]) -> Optional[Dict[str, object]]:
+    """The provenance an nstutil weights file records (source, input convention, ...); None for any other file."""
+    metadata = getattr(state, "_metadata", None)
+    info = metadata.get(_INFO_KEY) if isinstance(metadata, dict) else None
+    if isinstance(info, dict) and info.get("format") == WEIGHTS_FILE_FORMAT:
+        return dict(info)
+    return None
+
+
+def read_weights_file(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], str, Optional[dict]]:
+    """(the file's state dict as stored, its features as float32, input convention, nstutil export info or None).
+
+    The input convention is the one an nstutil export records; otherwise a file named like the Caffe conversion
+    (``vgg19-d01eb7cb*``) is Caffe's and everything else torchvision's (ImageNet).
+    """
+    what = f"weights file {str(path)!r}"
+    raw = _read_state_dict(path, "weights file")
+    info = _export_info(raw)
+    features = _features_state(raw, what)
+    if info is None:
+        return raw, features, "caffe" if path.name.startswith("vgg19-d01eb7cb") else "imagenet", None
+    convention = info.get("input_convention")
+    if convention not in ("imagenet", "caffe"):
+        raise NSTError(f"{what} records the input convention {convention!r}, not 'imagenet' or 'caffe': export it "
+                       f"again with python -m nstutil.weights export")
+    return raw, features, str(convention), info
+
 
 _FORMAT_VERSION = 1
-_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # torch.hub names a checkpoint after the first hex digits of its SHA-256, so a copy made by hand is recognised by
 # its content, whatever it is called now.
 _KNOWN_CHECKPOINTS = {"dcbb9e9d": "imagenet", "d01eb7cb": "caffe"}
@@ -116,7 +154,7 @@ def _source_weights(source: str, convention: Optional[str]) -> Tuple[Dict[str, t
         if not path.exists() and os.sep not in source and not source.endswith((".pth", ".pt")):
             raise NSTError(f"unknown source {source!r}: use imagenet, caffe, random, random:SEED or the path of a "
                            f"VGG19 state-dict file")
-        _, state, detected, info = _read_weights_file(path)
+        _, state, detected, info = read_weights_file(path)
         digest = sha256_file(path)
         known = _KNOWN_CHECKPOINTS.get(digest[:8])
         if info is not None:
@@ -127,6 +165,18 @@ def _source_weights(source: str, convention: Optional[str]) -> Tuple[Dict[str, t
             recorded = f"file {path.name}"
         extra["source_sha256"] = digest
     return state, recorded, convention or detected, extra
+
+
+def _source_files(source: Union[str, os.PathLike]) -> List[Path]:
+    """The files ``--from`` reads: a path, or torch.hub's cached checkpoint for imagenet and caffe."""
+    source = os.fspath(source)
+    if source == "imagenet":
+        return [_hub_checkpoint(_imagenet_url())]
+    if source == "caffe":
+        return [_hub_checkpoint(CAFFE_URL)]
+    if source == "auto" or source.startswith("random"):
+        return []
+    return [Path(source).expanduser()]
 
 
 def export_weights(out: Union[str, os.PathLike], source: Union[str, os.PathLike] = "imagenet", *,
@@ -141,10 +191,13 @@ def export_weights(out: Union[str, os.PathLike], source: Union[str, os.PathLike]
     """
     if convention not in (None, "imagenet", "caffe"):
         raise NSTError(f"input convention {convention!r} is not known: use 'imagenet' or 'caffe'")
-    out = Path(out).expanduser()
-    source_path = Path(os.fspath(source)).expanduser()
-    if source_path.exists() and out.exists() and os.path.samefile(source_path, out):
-        raise NSTError(f"output {str(out)!r} is the source file: write the export to another file")
+    # The file the output names, with links and ".." followed (through a folder that does not exist, too, where a
+    # plain exists() says False): that is the file compared and written, and no missing folder is made.
+    out = Path(os.path.realpath(Path(out).expanduser().parent)) / Path(out).name
+    for original in _source_files(source):
+        if same_file(original, out):
+            raise NSTError(f"output {str(out)!r} is the source file {str(original)!r}: write the export to "
+                           f"another file")
     if out.exists() and not force:
         raise NSTError(f"output {str(out)!r} exists: choose another name or pass --force to replace it")
     if out.is_dir():
@@ -173,7 +226,7 @@ def verify_weights(path: Union[str, os.PathLike]) -> WeightsFile:
     Raises :class:`NSTError` (one line) for anything else: not VGG19, truncated, pickled code, damaged.
     """
     path = Path(path).expanduser()
-    raw, features, convention, info = _read_weights_file(path)
+    raw, features, convention, info = read_weights_file(path)
     full = any(k.startswith("features.") for k in raw)
     prefix = "features." if full else ""
     stored = {k: raw[prefix + k] for k in features}
@@ -225,8 +278,8 @@ def float16_effect(source: Union[str, os.PathLike] = "imagenet", *, size: int = 
     content = load_image(DEFAULT_CONTENT, size)
     effect: Dict[str, float] = {}
     with torch.no_grad():
-        grams = [{n: gram_matrix(f) for n, f in m(content, list(_STYLE_LAYERS)).items()} for m in (exact, rounded)]
-    for name in _STYLE_LAYERS:
+        grams = [{n: gram_matrix(f) for n, f in m(content, list(GATYS_STYLE_LAYERS)).items()} for m in (exact, rounded)]
+    for name in GATYS_STYLE_LAYERS:
         reference = grams[0][name].double()
         effect[f"gram {name}"] = ((grams[1][name].double() - reference).abs().max() / reference.abs().max()).item()
     for preset in presets:

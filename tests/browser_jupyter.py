@@ -5,6 +5,8 @@ Used by tests/test_browser.py. Not a test module itself (pytest only collects te
 - ``jupyter_lab(root, env=...)`` starts JupyterLab on 127.0.0.1 (a free port) with a random token, serving ``root``,
   with its own config/runtime/workspace directories so no user setting leaks in; it yields the base URL and token and
   always kills the server (and its kernels) on exit.
+- ``voila(notebook, env=...)`` serves one notebook as a Voila page on 127.0.0.1 (a free port); yields its URL and
+  always kills the server (and its kernels) on exit.
 - ``chromium_page()`` launches Debian's /usr/bin/chromium through Python playwright (never ``playwright install``).
 """
 
@@ -142,6 +144,40 @@ def jupyter_lab(root: Path, *, env: dict | None = None, timeout: float = 90):
         base = f"http://127.0.0.1:{port}"
         _wait_for_server(f"{base}/api/status?token={token}", proc, log, timeout)
         yield base, token, log
+    finally:
+        _kill_group(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def voila(notebook: Path, *, env: dict | None = None, timeout: float = 60):
+    """Serve ``notebook`` with Voila on 127.0.0.1; yield (url, log_path). The server is killed on exit.
+
+    Readiness is the port accepting connections: fetching the page would start a kernel and run the notebook.
+    """
+    work = Path(tempfile.mkdtemp(prefix="nst_voila_"))
+    port = free_port()
+    log = work / "voila.log"
+    full_env = dict(os.environ)
+    full_env.update({"JUPYTER_CONFIG_DIR": str(work / "config"), "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
+                     "JUPYTER_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1"})
+    full_env.update(env or {})
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
+           "--Voila.port_retries=0"]
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(cmd, cwd=notebook.parent, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Voila exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Voila did not listen within {timeout:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/", log
     finally:
         _kill_group(proc)
         shutil.rmtree(work, ignore_errors=True)

@@ -400,22 +400,21 @@ def test_main_in_process(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, scales, steps", [
-    ([], [128], [150, 150]),                                   # the main job: coarse to fine from half the size
-    (["--size", "512"], [256], [150, 150]),
-    (["--size", "128"], None, 300),                            # small sizes keep one scale
-    (["--steps", "300"], None, 300),                           # --steps alone: one scale, as before
+    ([], None, 300),                                           # the default plan: style_transfer's, one scale
+    (["--size", "512"], None, 300),
+    (["--steps", "200"], None, 200),
     (["--scales", "64,128"], [64, 128], 300),                  # --scales alone: 300 at each
     (["--scales", "128", "--steps", "20,10"], [128], [20, 10]),
 ])
 def test_default_plan_reaches_style_transfer(tmp_path, monkeypatch, argv, scales, steps):
-    """Without --steps the command line goes coarse to fine (issue 12: the main job in under a minute); the plan
-    is what style_transfer and the estimate are given."""
+    """The command line's plan is style_transfer's (nstutil.settings.DEFAULT_STEPS at one scale unless asked
+    otherwise), and it is what style_transfer and the estimate are given."""
     from nstutil import cli
 
     seen = {}
 
-    def fake_plan_run(content, size, steps, **kwargs):
-        seen["estimate"] = (kwargs["scales"], steps)
+    def fake_plan_run(content, size, **kwargs):
+        seen["estimate"] = (kwargs["controls"].scales, kwargs["controls"].steps)
 
     def fake_style_transfer(content, style, **kwargs):
         seen["run"] = (kwargs["scales"], kwargs["steps"])
@@ -425,3 +424,37 @@ def test_default_plan_reaches_style_transfer(tmp_path, monkeypatch, argv, scales
     monkeypatch.setattr(cli, "style_transfer", fake_style_transfer)
     assert cli.main(["-o", str(tmp_path / "o.png"), "-q", *argv]) == 2
     assert seen == {"estimate": (scales, steps), "run": (scales, steps)}
+
+
+@pytest.mark.parametrize("argv, keywords", [
+    ([], {}),
+    (["--preset", "gatys", "--style-layers", "relu1_1,relu2_1:0.5", "--tv-weight", "0.01", "--steps", "3"],
+     dict(preset="gatys", style_layers={"relu1_1": 1.0, "relu2_1": 0.5}, tv_weight=0.01, steps=3)),
+    (["--style", "mosaic,waves", "--style-blend", "3,1", "--style-scale", "0.5", "--preserve-colors", "histogram",
+      "--scales", "24", "--steps", "2,2", "--style-statistic", "mean_std"],
+     dict(style=["mosaic", "waves"], style_blend=[3, 1], style_scale=0.5, preserve_colors="histogram", scales=[24],
+          steps=[2, 2], style_statistic="mean_std")),
+])
+def test_the_command_line_and_python_record_the_same_settings(tmp_path, monkeypatch, argv, keywords):
+    """The same arguments given to `python -m nstutil` and to style_transfer() make the same run: its settings are
+    recorded alike (both are bound to nstutil.settings' RecipeChoice and Controls)."""
+    from nstutil import cli
+
+    recorded = []
+    real = cli.style_transfer
+
+    def recording(*args, **kwargs):
+        kwargs["steps"] = 2 if kwargs["steps"] == 300 else kwargs["steps"]       # keep the default run short
+        result = real(*args, **kwargs)
+        recorded.append(result.settings)
+        return result
+
+    monkeypatch.setattr(cli, "style_transfer", recording)
+    monkeypatch.setattr(cli, "plan_run", lambda *args, **kwargs: None)
+    assert cli.main(["-o", str(tmp_path / "o.png"), "-q", "--size", "32", "--weights", "random", *argv]) == 0
+    keywords = dict(keywords)
+    styles = [nstutil.image_path(name) for name in keywords.pop("style", ["mosaic"])]
+    keywords.setdefault("steps", 2)
+    result = nstutil.style_transfer(nstutil.image_path("chelsea"), styles if len(styles) > 1 else styles[0],
+                                    size=32, weights="random", progress=False, **keywords)
+    assert recorded[0] == result.settings

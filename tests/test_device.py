@@ -13,18 +13,9 @@ import nstutil
 from nstutil import NSTError, build_objective, load_vgg19, style_transfer
 from nstutil.device import model_device, resolve_device
 from nstutil.estimate import available_memory
+from test_colour import raises_one_line as _one_line  # one NSTError line naming each word
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-
-
-def _one_line(call, *words):
-    with pytest.raises(NSTError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, message
-    return message
 
 
 def _meta_model(vgg):

@@ -11,6 +11,7 @@ import pytest
 
 from nstutil import NSTError, PRESETS
 from nstutil import estimate as est
+from nstutil.settings import Controls
 
 GATYS = (["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"])
 TUTORIAL = (["conv_4"], ["conv_1", "conv_2", "conv_3", "conv_4", "conv_5"])
@@ -63,9 +64,9 @@ def test_largest_side_is_the_boundary():
     available = 3 * GIB
     side = est.largest_side(600, 900, *GATYS, available)
     assert side > 0
-    h, w = est._shape(600, 900, side)
+    h, w = est.scaled_shape((600, 900), side)
     assert max(h, w) == side and est.memory_needed(h, w, *GATYS) <= available
-    assert est.memory_needed(*est._shape(600, 900, side + 1), *GATYS) > available
+    assert est.memory_needed(*est.scaled_shape((600, 900), side + 1), *GATYS) > available
     assert est.largest_side(600, 900, *GATYS, 1) == 0
 
 
@@ -120,7 +121,7 @@ def test_plan_refuses_with_the_largest_size_that_fits(tmp_path):
     Image.new("RGB", (300, 200)).save(path)
     available = est.memory_needed(200, 300, *GATYS)
     with pytest.raises(NSTError) as caught:
-        est.plan_run(path, 301, 10, preset="gatys", available=available)
+        est.plan_run(path, 301, controls=Controls(steps=10), preset="gatys", available=available)
     message = str(caught.value)
     assert "\n" not in message and "301×201 px" in message and "the largest size that fits is --size" in message
     largest = int(message.rsplit(" ", 1)[1])
@@ -137,8 +138,8 @@ def test_plan_of_a_short_run_measures_nothing(tmp_path, monkeypatch):
         raise AssertionError("a short run must not be timed")
 
     monkeypatch.setattr(est, "measure_speed", no_measuring)
-    assert est.plan_run(path, 32, 3, preset="tutorial") is None
-    assert est.plan_run(tmp_path / "missing.png", 32, 3) is None     # load_image reports missing files
+    assert est.plan_run(path, 32, controls=Controls(steps=3), preset="tutorial") is None
+    assert est.plan_run(tmp_path / "missing.png", 32, controls=Controls(steps=3)) is None     # load_image reports missing files
 
 
 def test_plan_of_a_long_run_uses_the_measured_speed(tmp_path, monkeypatch):
@@ -154,7 +155,7 @@ def test_plan_of_a_long_run_uses_the_measured_speed(tmp_path, monkeypatch):
         return speed
 
     monkeypatch.setattr(est, "measure_speed", measured)
-    plan = est.plan_run(path, 256, 300, preset="gatys", weights="random")
+    plan = est.plan_run(path, 256, controls=Controls(steps=300), preset="gatys", weights="random")
     assert seen == dict(content=list(PRESETS["gatys"].content_layers), style=list(PRESETS["gatys"].style_layers),
                         weights="random:0")
     assert plan.shapes == ((192, 256),)

@@ -18,6 +18,7 @@ import torch
 
 from nstutil import load_vgg19
 from nstutil import vgg as vgg_module
+from nstutil import weights as weights_module
 from nstutil.weights import export_weights, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def test_export_is_a_float16_features_state_dict(exported):
     assert list(state) == FEATURE_KEYS and len(state) == 32
     assert all(t.dtype == torch.float16 for t in state.values())
     info = state._metadata["nstutil"]
-    assert info["format"] == vgg_module.WEIGHTS_FILE_FORMAT and info["source"] == "random:3"
+    assert info["format"] == weights_module.WEIGHTS_FILE_FORMAT and info["source"] == "random:3"
     assert info["input_convention"] == "imagenet" and info["dtype"] == "float16"
     assert written.sha256 == _sha256(path) and written.parameters == 20_024_384
     # The values are random:3's, rounded to float16.
@@ -195,7 +196,7 @@ def _bad_files(folder: Path, exported_path: Path) -> dict:
     cases = {}
     path = folder / "truncated.pth"
     path.write_bytes(good[: len(good) // 2])
-    cases["truncated"] = (path, "not a readable")
+    cases["truncated"] = (path, "damaged or truncated")
     with torch.device("meta"):
         vgg11 = torchvision.models.vgg11()
     path = folder / "vgg11.pth"

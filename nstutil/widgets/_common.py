@@ -5,40 +5,26 @@ from __future__ import annotations
 
 import html
 import io
-import os
 from pathlib import Path
 from typing import Dict
 
 import ipywidgets as widgets
 
+from ..environment import env_int
 from ..errors import NSTError
 from ..images import IMAGES_DIR, to_pil
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise NSTError(f"environment variable {name}={text!r} is not a whole number: set it to e.g. {default}") \
-            from None
-    if value < 1:
-        raise NSTError(f"environment variable {name}={text!r} must be at least 1")
-    return value
-
-
 def default_size() -> int:
     """Image size (longer side, px) for widgets: ``$NSTUTIL_SIZE`` or 128."""
-    return _env_int("NSTUTIL_SIZE", 128)
+    return env_int("NSTUTIL_SIZE", 128)
 
 
 def default_steps() -> int:
     """Loss evaluations per run for widgets: ``$NSTUTIL_STEPS`` or 100."""
-    return _env_int("NSTUTIL_STEPS", 100)
+    return env_int("NSTUTIL_STEPS", 100)
 
 
 def bundled_images() -> Dict[str, Path]:

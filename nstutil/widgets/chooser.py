@@ -11,6 +11,7 @@ import ipywidgets as widgets
 from ..errors import NSTError
 from ..losses import CONVENTIONS as CONVENTION_CHOICES
 from ..presets import PRESETS
+from ..settings import RecipeChoice
 from ..transfer import INIT_CHOICES
 from ..vgg import LAYERS, resolve_layer
 from ._common import fmt
@@ -215,19 +216,18 @@ class LayerChooser(widgets.VBox):
         if style_weight is not None:
             self.style_weights[n].value = float(style_weight)
 
+    def recipe(self) -> RecipeChoice:
+        """The recipe as chosen (layers by paper name, in network order), as :class:`nstutil.settings.RecipeChoice`."""
+        return RecipeChoice(
+            content_layers={n: float(self.content_weights[n].value) for n, box in self.content_boxes.items()
+                            if box.value},
+            style_layers={n: float(self.style_weights[n].value) for n, box in self.style_boxes.items() if box.value},
+            content_weight=float(self.content_weight.value), style_weight=float(self.style_weight.value),
+            tv_weight=float(self.tv_weight.value), convention=self.convention.value)
+
     def config(self) -> dict:
-        """Keyword arguments for :func:`nstutil.style_transfer` as chosen (layers by paper name, in network order)."""
-        return {
-            "preset": self.preset.value,
-            "content_layers": {n: float(self.content_weights[n].value)
-                               for n, box in self.content_boxes.items() if box.value},
-            "style_layers": {n: float(self.style_weights[n].value) for n, box in self.style_boxes.items() if box.value},
-            "content_weight": float(self.content_weight.value),
-            "style_weight": float(self.style_weight.value),
-            "tv_weight": float(self.tv_weight.value),
-            "convention": self.convention.value,
-            "init": self.init.value,
-        }
+        """Keyword arguments for :func:`nstutil.style_transfer` as chosen: the preset, :meth:`recipe` and the start."""
+        return {"preset": self.preset.value, **self.recipe().given(), "init": self.init.value}
 
     @property
     def modified(self) -> bool:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import os
 import threading
 from pathlib import Path
@@ -49,6 +51,14 @@ def _check_folder(folder: Path) -> None:
                        f"(e.g. outputs/result.png)") from None
 
 
+def _download_link(path: Path) -> str:
+    """A link that hands the saved file to the browser (a Voila page's visitor cannot reach the server's disk)."""
+    mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    name = html.escape(path.name, quote=True)
+    return f"<a class='nst-download' download='{name}' href='data:{mime};base64,{data}'>Download {name}</a>"
+
+
 def _unused(path: Path) -> Path:
     """``path``, or the first of ``stem-2``, ``stem-3`` … beside it that does not exist yet."""
     candidate, k = path, 2
@@ -74,7 +84,9 @@ class RunPanel(widgets.VBox):
     a second and redraws the preview and the loss plot as often as drawing then takes at most 5 % of the time, and
     at most once per ``min_redraw_s`` seconds (:mod:`~nstutil.widgets.live`). Evaluations are numbered from 0 (the
     start image), as in :attr:`TransferResult.history <nstutil.TransferResult>`. Uploaded images are kept in
-    ``upload_dir`` (relative to the notebook's folder); Save numbers its files rather than overwrite one.
+    ``upload_dir`` (relative to the notebook's folder); Save numbers its files rather than overwrite one. With
+    ``download=True`` (a web page: classroom/playground.ipynb under Voila) Save also offers the file as a download
+    link and the *Save as* box is hidden.
     """
 
     def __init__(self, chooser: Optional[LayerChooser] = None, *, content=None, style=None,
@@ -82,13 +94,14 @@ class RunPanel(widgets.VBox):
                  weights: Optional[str] = None, model=None, min_redraw_s: float = 0.25,
                  output: Union[str, os.PathLike] = "outputs/playground.png",
                  upload_dir: Union[str, os.PathLike] = "uploads", second_style=None, device=None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, download: bool = False) -> None:
         from ..images import DEFAULT_CONTENT, DEFAULT_STYLE
 
         self.chooser = chooser if chooser is not None else LayerChooser()
         self.model = model if model is not None else load_vgg19(weights, device=device)
         self.device = device
         self.seed = seed
+        self.download = download
         self.result = None
         self.error: Optional[BaseException] = None
         self.history: list = []
@@ -116,6 +129,8 @@ class RunPanel(widgets.VBox):
             titles=("Controls (lesson 8): colours, style scale, a second style, coarse-to-fine",))
         self.controls_section.add_class("nst-controls-section")
         self._build_run_controls(output)
+        if download:  # a web page's visitor gets the file in the browser and cannot name a path on the server
+            self.save_path.layout.display = "none"
         self._connect()
         self._show_images_start()
         self._update_call()
@@ -262,7 +277,11 @@ class RunPanel(widgets.VBox):
             show_message(self.message, f"Not saved: {one_line(exc)}", "error")
             return None
         kept = f" ({asked} exists already and was kept)" if target != asked else ""
-        show_message(self.message, f"Saved the best image to {written}{kept}", "ok")
+        if self.download:  # the server's path means nothing to a web page's visitor
+            show_message(self.message, "The best image is ready:", "ok")
+            self.message.value += " " + _download_link(Path(written))
+        else:
+            show_message(self.message, f"Saved the best image to {written}{kept}", "ok")
         return Path(written)
 
     # -- the run
