@@ -11,6 +11,7 @@ import argparse
 import csv
 import math
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -21,6 +22,7 @@ from .colour import PRESERVE_COLORS
 from .errors import NSTError
 from .images import check_writable, image_path, save_image
 from .presets import PRESETS
+from .settings import parse_layers, positive_int
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -36,7 +38,7 @@ examples:
 
 A checkpoint OUTPUT.ckpt is written every --checkpoint-every steps, at the end, and on Ctrl-C or SIGTERM; --resume
 continues from it. exit status: 0 done, 1 the loss became NaN or infinite (the last checkpoint is kept), 2 bad input,
-130 interrupted (checkpoint and network written).
+130 (Ctrl-C), 143 (SIGTERM) or 129 (SIGHUP): stopped after the step in progress, checkpoint and network written.
 """
 
 STYLIZE_EXAMPLES = """\
@@ -47,16 +49,6 @@ examples:
 
 exit status: 0 done, 2 bad input.
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 def _finite(text: str) -> float:
@@ -71,8 +63,6 @@ def _finite(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the two sub-commands (each has its own ``--help``)."""
-    from .cli import parse_layers  # the optimisation's layer syntax, one parser for both
-
     parser = argparse.ArgumentParser(prog="nstutil", description="Style networks (Johnson et al. 2016): train "
                                      "one for a style, then style photos in one pass.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,20 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--photos", metavar="DIR", help="folder of JPEG/PNG training photos, searched recursively "
                                                        "(default: the bundled photos)")
     train.add_argument("-o", "--output", metavar="FILE", help="network file to write (default: STYLE.net.pth)")
-    train.add_argument("--size", type=_positive_int, default=256, metavar="PX",
+    train.add_argument("--size", type=positive_int, default=256, metavar="PX",
                        help="side of the square training crops (default: %(default)s)")
-    train.add_argument("--style-size", type=_positive_int, metavar="PX",
+    train.add_argument("--style-size", type=positive_int, metavar="PX",
                        help="longer side of the style image (default: --size)")
-    train.add_argument("--steps", type=_positive_int, default=2000, help="Adam steps in all, counting those of a "
+    train.add_argument("--steps", type=positive_int, default=2000, help="Adam steps in all, counting those of a "
                                                                        "resumed run (default: %(default)s)")
-    train.add_argument("--batch", type=_positive_int, default=4, help="photos per step (default: %(default)s)")
+    train.add_argument("--batch", type=positive_int, default=4, help="photos per step (default: %(default)s)")
     train.add_argument("--lr", type=_finite, default=1e-3, help="Adam's learning rate (default: %(default)g)")
     train.add_argument("--seed", type=int, default=0, help="seed of the starting weights and the crops "
                                                           "(default: %(default)s)")
     train.add_argument("--held-out", type=_finite, default=0.2, metavar="FRACTION",
                        help="share of a folder's photos kept out of training (default: %(default)s)")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=100, metavar="N",
+    train.add_argument("--checkpoint-every", type=positive_int, default=100, metavar="N",
                        help="write OUTPUT.ckpt every N steps (default: %(default)s)")
     train.add_argument("--loss-curve", metavar="FILE", help="also write the loss curve (.csv, or .png for a plot)")
     recipe = train.add_argument_group("recipe (unset options come from --preset)")
@@ -124,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("photos", nargs="+", metavar="PHOTO", help="photos: paths or bundled names")
     stylize.add_argument("-o", "--output", metavar="PATH",
                          help="output image (one photo) or folder (several); default: PHOTO-NET.png here")
-    stylize.add_argument("--size", type=_positive_int, metavar="PX",
+    stylize.add_argument("--size", type=positive_int, metavar="PX",
                          help="longer side of the result (default: the photo's own size)")
     stylize.add_argument("--strength", type=_finite, default=1.0, metavar="S",
                          help="0 = the photo, 1 = fully styled (default: %(default)s)")
@@ -217,9 +207,10 @@ def _train(args: argparse.Namespace) -> int:
     last = f"loss {result.losses[-1]:.4g}" if result.losses else "no step taken"
     summary = f"{result.steps} steps in {_duration(result.seconds)}, {last}{held}"
     if result.stop_reason == "interrupted":
-        print(f"nstutil: interrupted after {summary}; wrote {trained.path} and {checkpoint} (--resume continues)",
-              file=sys.stderr)
-        return 130
+        name = result.stop_signal or "SIGINT"
+        print(f"nstutil: stopped by {name} after {summary}; wrote {trained.path} and {checkpoint} (--resume "
+              f"continues)", file=sys.stderr)
+        return 128 + getattr(signal, name)
     if result.stop_reason == "nonfinite":
         print(f"nstutil: error: the loss became NaN or infinite at step {result.steps + 1}: lower --lr or the "
               f"weights; wrote {trained.path} from step {result.steps}", file=sys.stderr)

@@ -36,6 +36,7 @@ from torch import nn
 from .device import model_device
 from .errors import NSTError
 from .images import write_atomically
+from .interrupts import STOP_SIGNALS
 
 __all__ = ["train", "TrainingResult", "Step", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT",
            "world", "is_main_process", "distributed_device"]
@@ -61,8 +62,8 @@ class Step:
 @dataclass
 class TrainingResult:
     """What :func:`train` did: ``losses[k]`` is the loss of step k+1 and ``times[k]`` the seconds at its end,
-    including earlier runs resumed from; ``stop_reason`` is one of ``"completed"``, ``"interrupted"`` (Ctrl-C or
-    SIGTERM), ``"nonfinite"`` (the loss became NaN or infinite; the weights are those before that step) or
+    including earlier runs resumed from; ``stop_reason`` is one of ``"completed"``, ``"interrupted"`` (Ctrl-C,
+    SIGTERM or SIGHUP), ``"nonfinite"`` (the loss became NaN or infinite; the weights are those before that step) or
     ``"callback"``."""
 
     model: nn.Module
@@ -72,6 +73,7 @@ class TrainingResult:
     stop_reason: str
     checkpoint: Optional[Path] = None
     meta: Dict[str, object] = field(default_factory=dict)
+    stop_signal: Optional[str] = None  # "SIGINT", "SIGTERM" or "SIGHUP" when a signal stopped the run
 
     @property
     def seconds(self) -> float:
@@ -155,8 +157,10 @@ def _to(batch: Batch, device: torch.device) -> Batch:
 
 
 class _StopRequests:
-    """Turns the first SIGINT / SIGTERM into a request to stop after the current step; a second SIGINT raises
-    KeyboardInterrupt at once. Only the main thread can take signals; elsewhere this does nothing."""
+    """Turns the first SIGINT, SIGTERM or SIGHUP into a request to stop after the current step (a step cut in half
+    could leave Adam's update half applied); a second SIGINT raises KeyboardInterrupt at once. Only the main thread
+    can take signals; elsewhere this does nothing. (:class:`nstutil.interrupts.StopSignals` is the optimisation's
+    rule: there the first signal interrupts at once, and the best image so far is kept.)"""
 
     def __init__(self) -> None:
         self.requested: Optional[str] = None
@@ -169,7 +173,7 @@ class _StopRequests:
 
     def __enter__(self) -> "_StopRequests":
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -279,4 +283,4 @@ def train(model: nn.Module, loss: Callable[[nn.Module, Batch], object], batches:
         bar.close()
         model.train(was_training)
     written = write()
-    return TrainingResult(model, done, losses, times, reason, written, meta)
+    return TrainingResult(model, done, losses, times, reason, written, meta, stops.requested)

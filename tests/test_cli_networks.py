@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -105,3 +107,31 @@ def test_help_and_the_plain_command_stay(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "style networks" in capsys.readouterr().out
+
+
+def test_sigterm_stops_training_and_writes_the_checkpoint_and_the_network(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m.net.pth"
+    env = dict(os.environ, NSTUTIL_WEIGHTS="random", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    run = subprocess.Popen([sys.executable, "-m", "nstutil", "train", "--size", "16", "--batch", "1", "--steps",
+                            "100000", "--checkpoint-every", "1", "-q", "-o", str(out)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.parent / "m.net.pth.ckpt").exists():  # training is under way, its handlers installed
+            assert run.poll() is None and time.monotonic() < deadline, run.stderr.read() if run.poll() else ""
+            time.sleep(0.2)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, err
+    assert "stopped by SIGTERM" in err
+    saved = torch.load(out, weights_only=True)
+    assert saved["meta"]["steps"] == torch.load(out.parent / "m.net.pth.ckpt", weights_only=True)["step"] >= 1

@@ -14,9 +14,9 @@ from nstutil.training import Step, load_checkpoint, train
 from nstutil.transformer_net import TransformerNet
 
 
-def _net(seed=0):
+def _net(seed=0, norm="instance"):
     torch.manual_seed(seed)
-    return TransformerNet(channels=(4, 8, 8), blocks=1)
+    return TransformerNet(channels=(4, 8, 8), blocks=1, norm=norm)
 
 
 def _batches(step, size=4):
@@ -118,11 +118,16 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, content):
     assert "\n" not in str(info.value)
 
 
+# Without normalisation: a convolution's bias just before an instance normalisation has a gradient of exactly 0
+# in exact arithmetic, so its computed gradient is rounding noise, which Adam's first steps scale up to ±lr.
+NORM = "none"
+
+
 def _distributed_worker(rank, world_size, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
-    result = train(_net(seed=rank), _loss, _batches, steps=3, lr=1e-2, progress=False)  # rank 0's start wins
+    result = train(_net(seed=rank, norm=NORM), _loss, _batches, steps=3, lr=1e-2, progress=False)  # rank 0's wins
     if rank == 0:
         torch.save({"state": result.model.state_dict(), "losses": result.losses}, out)
     torch.distributed.destroy_process_group()
@@ -135,7 +140,9 @@ def test_two_processes_train_as_one_process_with_the_whole_batch(tmp_path):
     out = tmp_path / "ddp.pth"
     torch.multiprocessing.spawn(_distributed_worker, args=(2, port, str(out)), nprocs=2, join=True)
     together = torch.load(out, weights_only=True)
-    alone = _run(3)
+    alone = train(_net(norm=NORM), _loss, _batches, steps=3, lr=1e-2, progress=False)
     assert together["losses"] == pytest.approx(alone.losses, rel=1e-5)
     for key, value in alone.model.state_dict().items():
-        assert torch.allclose(together["state"][key], value, rtol=1e-4, atol=1e-6), key
+        # Float rounding only: the two sides sum the gradients in another order (a gradient left out or counted
+        # twice would differ by about the learning rate, 1e-2).
+        assert torch.allclose(together["state"][key], value, rtol=1e-4, atol=1e-5), key
