@@ -26,7 +26,7 @@ from ._checking import Wrong, call, close, compare, gradients, report, scalar, s
 from .vgg import IMAGENET_MEAN, IMAGENET_STD, load_vgg19
 
 __all__ = ["load_image", "to_pil", "normalize", "gram_matrix", "content_loss", "style_loss", "total_loss",
-           "total_variation_loss", "closure", "average_feature_map"]
+           "total_variation_loss", "closure", "average_feature_map", "instance_norm", "residual_block"]
 
 
 def _check(name: str):
@@ -398,3 +398,58 @@ def average_feature_map(fn: Callable) -> str:
             (lambda a: twice, "normalises the image itself: the model already normalises its input (lesson 1)"),
         ])
     return "same maps as nstutil's average_feature_map at relu2_1 and conv_5 (= conv3_1)"
+
+
+# ------------------------------------------------------------------------- lesson 10: a network in one pass
+
+def _instance_norm(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.instance_norm(x, eps=1e-5)
+
+
+@_check("instance_norm")
+def instance_norm(fn: Callable) -> str:
+    """Check ``fn(x)``: instance normalisation of a B×C×H×W batch, each image's each channel brought to mean 0 and
+    variance 1 over its H×W positions, ``(x − μ) / √(σ² + 1e-5)`` with the biased variance, as
+    ``torch.nn.functional.instance_norm`` (Ulyanov et al. 2016)."""
+    x = seeded((3, 4, 5, 6), seed=21) * 3 + seeded((3, 4, 1, 1), seed=22) * 5  # channels with different means
+    expected = _instance_norm(x)
+    got = tensor_result(call(fn, [x], hint="it must take one B×C×H×W tensor"), expected, {
+        (3, 4): "that is one number per image and channel: normalise the map, do not reduce it"})
+
+    def by(dims, unbiased=False, eps=1e-5):
+        return lambda t: (t - t.mean(dim=dims, keepdim=True)) / (t.var(dim=dims, keepdim=True, unbiased=unbiased)
+                                                                 + eps).sqrt()
+
+    compare(got, expected, "on a 3×4×5×6 batch", inputs=x, mistakes=[
+        (by((0, 2, 3)), "that is batch normalisation (statistics over the batch too): take the mean and variance "
+                        "of each image's channel alone, over H and W (dim=(2, 3))"),
+        (by((1, 2, 3)), "that normalises over the channels too (layer normalisation): take each channel alone, "
+                        "over H and W (dim=(2, 3))"),
+        (by((2, 3), unbiased=True), "used the unbiased variance (÷ (H·W − 1)): use unbiased=False (÷ H·W)"),
+        (lambda t: (t - t.mean(dim=(2, 3), keepdim=True)) / t.std(dim=(2, 3), keepdim=True, unbiased=False),
+         "no ε: divide by √(σ² + 1e-5), so that a flat channel does not divide by zero"),
+        (lambda t: t - t.mean(dim=(2, 3), keepdim=True), "only subtracted the mean: also divide by √(σ² + 1e-5)"),
+    ])
+    gradients(fn, [x], _instance_norm)
+    return "same values and gradient as torch.nn.functional.instance_norm on a 3×4×5×6 batch"
+
+
+@_check("residual_block")
+def residual_block(fn: Callable) -> str:
+    """Check ``fn(x, body)``: a residual block's output, the input plus what ``body`` (the block's layers) makes of
+    it, ``x + body(x)``, with no ReLU after the sum (Johnson et al.'s supplementary material)."""
+    torch.manual_seed(23)
+    body = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(4, 4, 3, padding=1))
+    x = seeded((2, 4, 6, 6), seed=24) - 0.5
+    expected = x + body(x)
+    got = tensor_result(call(fn, [x, body], hint="it must take (x, body)"), expected, {})
+    compare(got, expected, inputs=x, mistakes=[
+        (body, "returns body(x) alone: add the input, x + body(x) (the skip connection)"),
+        (lambda t: torch.relu(t + body(t)), "a ReLU after the sum: Johnson et al.'s block returns x + body(x) as it "
+                                            "is"),
+        (lambda t: t, "returns x alone: add what body makes of it"),
+        (lambda t: t + body(body(t)), "applied body twice: x + body(x)"),
+    ])
+    gradients(fn, [x, body], lambda t, b: t + b(t))
+    return "x + body(x), with the gradient flowing through both paths"

@@ -36,6 +36,7 @@ examples:
   nstutil --preserve-colors luminance --style-scale 0.5          the photo's colours, finer strokes
   nstutil --size 512 --scales 128,256 --steps 200,100,50         coarse-to-fine: 128, 256 then 512 px
   NSTUTIL_WEIGHTS=random nstutil --steps 20   offline smoke test with untrained weights
+  nstutil train --help, nstutil stylize --help   style networks: train one for a style, style in one pass
 
 layers may be named as in the paper (relu4_2) or as in the PyTorch tutorial (conv_4 = conv2_2).
 exit status: 0 done, 1 the run diverged (best image still written), 2 bad input, 130 interrupted by Ctrl-C,
@@ -117,6 +118,10 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "stylize"):  # the style-network sub-commands (lesson 10)
+        from .cli_networks import main as networks_main
+        return networks_main(argv)
     warnings.formatwarning = _warning_line  # a command prints its warnings as lines, not as source excerpts
     parser = build_parser()
     args = parser.parse_args(argv)
