@@ -87,7 +87,7 @@ def main() -> None:
     single = logs[0]
     target = min(loss for loss, _ in single.losses)
     single_time = single.clock[-1]
-    print(f"| run | seconds | final loss (full size) | seconds to the single run's final loss | ratio |")
+    print("| run | seconds | final loss (full size) | seconds to the single run's final loss | ratio |")
     print("|---|---|---|---|---|")
     rows = []
     for name, (scales, _), log in zip(names, plans, logs):

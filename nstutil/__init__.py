@@ -33,5 +33,5 @@ __all__ = [
     "content_loss", "gram_matrix", "mean_std_loss", "style_loss", "total_variation_loss", "Objective", "PRESETS",
     "Preset", "get_preset", "resolve_recipe", "Evaluation", "LossRecord", "TransferResult", "build_objective",
     "style_transfer", "LAYERS", "LayerInfo", "VGGFeatures", "WeightsWarning", "layer_names", "load_vgg19",
-    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device", "env_int",
+    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device", "env_int", "lesson",
 ]

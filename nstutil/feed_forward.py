@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

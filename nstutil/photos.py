@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .errors import NSTError

@@ -7,7 +7,6 @@ checked one per test.
 from __future__ import annotations
 
 import os
-import pickle
 import shlex
 import signal
 import subprocess

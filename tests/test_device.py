@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import nstutil
-from nstutil import NSTError, build_objective, load_vgg19, style_transfer
+from nstutil import build_objective, load_vgg19, style_transfer
 from nstutil.device import model_device, resolve_device
 from nstutil.estimate import available_memory
 from test_colour import raises_one_line as _one_line  # one NSTError line naming each word

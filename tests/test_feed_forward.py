@@ -9,7 +9,7 @@ from nstutil import NSTError, PerceptualLoss, image_path
 from nstutil.colour import rgb_to_yiq
 from nstutil.feed_forward import checkpoint_path, held_out_loss, image_sha256, stylize, train_network
 from nstutil.network_file import load_network, save_network
-from nstutil.photos import PhotoCrops, find_photos
+from nstutil.photos import PhotoCrops
 from nstutil.transformer_net import TransformerNet
 
 SMALL = {"channels": (8, 16, 16), "blocks": 1}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nstutil
-from nstutil import NSTError, content_loss, fast, gram_matrix, losses, style_loss, total_variation_loss
+from nstutil import NSTError, content_loss, fast, gram_matrix, style_loss, total_variation_loss
 
 CONVENTIONS = ("tutorial", "coursera", "gatys")
 

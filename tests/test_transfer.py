@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
-import warnings
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 import nstutil
 import nstutil.objective as objective_module
-from nstutil import NSTError, content_loss, gram_matrix, style_loss, style_transfer, total_variation_loss
+from nstutil import NSTError, content_loss, style_loss, style_transfer, total_variation_loss
 
 REPO = Path(__file__).resolve().parent.parent
 
