@@ -288,3 +288,13 @@ def test_blend_start_is_the_tf2_assignments(vgg, make_image):
     inside = (start > 0) & (start < 1)
     spread = diff[inside].std().item()
     assert abs(spread - 0.25 / math.sqrt(3)) < 0.01  # U(−a, a) has standard deviation a/√3
+
+
+def test_tv_settings_are_checked_with_one_clear_line():
+    assert nstutil.resolve_recipe("tutorial", tv_p=1, tv_input="network_input").tv_p == 1.0
+    with pytest.raises(nstutil.NSTError, match="tv_input 'pixels' is not known: use one of image, network_input"):
+        nstutil.resolve_recipe("d2l", tv_input="pixels")
+    with pytest.raises(nstutil.NSTError, match="tv_p is 0"):
+        nstutil.resolve_recipe("d2l", tv_p=0)
+    with pytest.raises(nstutil.NSTError, match="tv_p"):
+        nstutil.resolve_recipe("d2l", tv_p=float("nan"))
