@@ -90,8 +90,10 @@ def tutorial_reference(features, content, style, image):
     return 1e6 * sum(styles) + 1 * sum(contents), contents, styles
 
 
-def test_tutorial_preset_is_the_tutorial(torchvision_vgg19, images):
+@pytest.mark.parametrize("at", ["start", "elsewhere"])
+def test_tutorial_preset_is_the_tutorial(torchvision_vgg19, images, at):
     content, style, image = images
+    image = content if at == "start" else image  # the tutorial starts from the content image
     total, contents, styles = tutorial_reference(torchvision_vgg19.features, content, style, image)
     record = nstutil.build_objective(content, style, preset="tutorial", model=nst_model(torchvision_vgg19))(image)
     assert close(record.total, total)
@@ -141,8 +143,10 @@ def d2l_reference(features, content, style, image):
     return sum(styles_l + contents_l + [tv_l]), contents_l, styles_l, tv_l
 
 
-def test_d2l_preset_is_d2l_code_as_published(torchvision_vgg19, images):
+@pytest.mark.parametrize("at", ["start", "elsewhere"])
+def test_d2l_preset_is_d2l_code_as_published(torchvision_vgg19, images, at):
     content, style, image = images
+    image = content if at == "start" else image  # d2l starts from the content image
     total, contents_l, styles_l, tv_l = d2l_reference(torchvision_vgg19.features, content, style, image)
     record = nstutil.build_objective(content, style, preset="d2l", model=nst_model(torchvision_vgg19))(image)
     assert close(record.total, total)
@@ -216,8 +220,10 @@ def gatys_notebook_reference(features, content, style, image):
     return total, dict(zip(style_layers + content_layers, layer))
 
 
-def test_gatys_notebook_preset_is_the_notebook(torchvision_vgg19, images):
+@pytest.mark.parametrize("at", ["start", "elsewhere"])
+def test_gatys_notebook_preset_is_the_notebook(torchvision_vgg19, images, at):
     content, style, image = images
+    image = content if at == "start" else image  # the notebook starts from the content image
     total, layer = gatys_notebook_reference(torchvision_vgg19.features, content, style, image)
     record = nstutil.build_objective(content, style, preset="gatys-notebook",
                                      model=nst_model(torchvision_vgg19, "caffe"))(image)
