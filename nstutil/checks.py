@@ -26,7 +26,8 @@ from ._checking import Wrong, call, close, compare, gradients, report, scalar, s
 from .vgg import IMAGENET_MEAN, IMAGENET_STD, load_vgg19
 
 __all__ = ["load_image", "to_pil", "normalize", "gram_matrix", "content_loss", "style_loss", "total_loss",
-           "total_variation_loss", "closure", "average_feature_map", "instance_norm", "residual_block"]
+           "deeplearning_ai_total_cost", "total_variation_loss", "closure", "average_feature_map", "instance_norm",
+           "residual_block"]
 
 
 def _check(name: str):
@@ -261,6 +262,47 @@ def total_loss(fn: Callable) -> str:
         if any(t.grad is None for t in c_terms + s_terms):
             raise Wrong("not every layer's loss takes part in the total's gradient: add up the tensors themselves")
     return "α·Σ content + β·Σ style, with every layer's loss in its gradient"
+
+
+# deeplearning.ai's total-cost checks: (J_content, J_style, alpha, beta) and the J its notebook expects. They use
+# NumPy's seeded generator, so they are reproducible without TensorFlow (its other expected values are not: they
+# come from TensorFlow's seeded random tensors).
+_DLAI_TOTAL_COSTS = (
+    ("TF2 test: J(0.2, 0.8)", lambda: (0.2, 0.8, 10.0, 40.0), "34"),
+    ("TF2 test: J(0.3, 0.5, alpha=3, beta=8)", lambda: (0.3, 0.5, 3.0, 8.0), "4.9"),
+    ("TF2 print, np.random.seed(1), two uniform draws", "uniform", "32.9832"),
+    ("TF1 print, np.random.seed(3), two randn draws", "randn", "35.34667875478276"),
+)
+
+
+def _dlai_inputs(how) -> tuple:
+    import numpy as np
+
+    if callable(how):
+        return how()
+    np.random.seed(1 if how == "uniform" else 3)
+    draw = (lambda: np.random.uniform(0, 1)) if how == "uniform" else np.random.randn
+    first = draw()
+    return first, draw(), 10.0, 40.0
+
+
+@_check("deeplearning_ai_total_cost")
+def deeplearning_ai_total_cost(fn: Callable) -> str:
+    """Check ``fn(content_losses, style_losses, content_weight, style_weight)`` (Exercise 3's ``my_total_loss``)
+    against the total costs deeplearning.ai's Neural Style Transfer assignment expects (alpha = 10, beta = 40 by
+    default): J = 34, 4.9 and the printed 32.9832 (TensorFlow 2 version), 35.34667875478276 (TensorFlow 1)."""
+    got_values = []
+    for label, how, printed in _DLAI_TOTAL_COSTS:
+        j_content, j_style, alpha, beta = _dlai_inputs(how)
+        c, s = torch.tensor(j_content, dtype=torch.float64), torch.tensor(j_style, dtype=torch.float64)
+        got = call(fn, [[c], [s], alpha, beta], protect=False,
+                   hint="it must take (content_losses, style_losses, content_weight, style_weight)")
+        got = float(scalar(got, c, reduce_hint="add everything up into one number"))
+        digits = len(printed.split(".")[1]) if "." in printed else 0
+        if f"{got:.{digits}f}" != f"{float(printed):.{digits}f}":
+            raise Wrong(f"{label}: J = {got:.{digits}f}, the assignment expects {printed}")
+        got_values.append(f"{got:.{digits}f}")
+    return "J = " + ", ".join(got_values) + ": the values the assignment expects"
 
 
 @_check("total_variation_loss")

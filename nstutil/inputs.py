@@ -27,10 +27,12 @@ from .settings import Controls, RecipeChoice
 from .vgg import min_image_side, resolve_layer
 
 __all__ = ["InputPaths", "RunInputs", "PreparedRun", "prepare", "plan_scales", "start_image", "network_images",
-           "presenter", "check_size", "is_init_path", "whole_number", "BLEND_NOISE_RATIO"]
+           "presenter", "check_size", "is_init_path", "whole_number", "BLEND_NOISE"]
 
-# deeplearning.ai's starting point: 60 % noise, 40 % content.
-BLEND_NOISE_RATIO = 0.6
+# init="blend" is deeplearning.ai's start in its TensorFlow 2 assignment (the version public now): the content image
+# plus uniform noise in [-BLEND_NOISE, BLEND_NOISE], clipped to [0, 1]. (Its 2018 TensorFlow 1 version blended
+# 0.6 x U(-20, 20) with 0.4 x the mean-subtracted content, in 0-255 units: another start, not reproduced here.)
+BLEND_NOISE = 0.25
 
 
 @dataclass
@@ -210,7 +212,7 @@ def start_image(init: Union[str, ImageLike], full: RunInputs, first: RunInputs, 
     noise = torch.rand((1, 3, *first.size), generator=torch.Generator().manual_seed(seed))
     if init == "noise":
         return noise
-    return (1.0 - BLEND_NOISE_RATIO) * first.content + BLEND_NOISE_RATIO * noise
+    return (first.content + BLEND_NOISE * (2.0 * noise - 1.0)).clamp(0.0, 1.0)
 
 
 def network_images(inputs: RunInputs, preserve_colors: Optional[str]) -> Tuple[Optional[torch.Tensor],

@@ -197,7 +197,9 @@ def total_variation_loss(image: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     r"""Total variation :math:`\mathrm{mean}\,|x_{i,j+1} - x_{i,j}|^p + \mathrm{mean}\,|x_{i+1,j} - x_{i,j}|^p`.
 
     It grows with pixel-to-pixel noise, so a small weight on it smooths the result. ``p=2`` (the default) is
-    smooth and suits L-BFGS; ``p=1`` is twice d2l's ``½(mean|dx| + mean|dy|)``. Introduced in lesson 4.
+    smooth and suits L-BFGS; ``p=1`` takes absolute differences. d2l's ``½(mean|dx| + mean|dy|)`` is half of ``p=1``
+    *of the ImageNet-normalised image* (about 2.2 times ``p=1`` of the [0, 1] image); its preset measures that
+    (``tv_input="network_input"``). Introduced in lesson 4.
     """
     _check_features(image, "total_variation_loss's image")
     dx = (image[..., :, 1:] - image[..., :, :-1]).abs()

@@ -197,10 +197,15 @@ class LossTerms:
         recipe = self.recipe
         c_total = recipe.content_weight * (c_stack * self._content_w).sum()
         s_total = recipe.style_weight * (s_stack * self._style_w).sum()
-        tv_total = recipe.tv_weight * total_variation_loss(images) if recipe.tv_weight else zero
+        tv_total = recipe.tv_weight * self._total_variation(images) if recipe.tv_weight else zero
         total = c_total + s_total + tv_total
         values = torch.cat([torch.stack([total, c_total, s_total, tv_total]), c_stack, s_stack]).detach()
         return total, values
+
+    def _total_variation(self, images: torch.Tensor) -> torch.Tensor:
+        """The recipe's total variation: of the image, or of the network's normalised input (d2l's), power tv_p."""
+        measured = self.model.normalize(images) if self.recipe.tv_input == "network_input" else images
+        return total_variation_loss(measured, p=self.recipe.tv_p)
 
     def record(self, values: Sequence[float], evaluation: int = 0, elapsed: float = 0.0,
                scale: int = 0) -> LossRecord:

@@ -16,9 +16,13 @@ from .errors import NSTError
 from .losses import CONVENTIONS, STYLE_STATISTICS
 from .vgg import resolve_layer
 
-__all__ = ["GATYS_STYLE_LAYERS", "Preset", "PRESETS", "get_preset", "resolve_recipe", "LayerSpec", "INIT_CHOICES"]
+__all__ = ["GATYS_STYLE_LAYERS", "Preset", "PRESETS", "get_preset", "resolve_recipe", "LayerSpec", "INIT_CHOICES",
+           "TV_INPUTS"]
 
 INIT_CHOICES: Tuple[str, ...] = ("content", "noise", "blend")
+# What the total-variation term measures: the [0, 1] RGB image, or the network's input (the image normalised as the
+# network expects it, which is what d2l computes its TV on: ImageNet-normalised, each channel divided by its std).
+TV_INPUTS: Tuple[str, ...] = ("image", "network_input")
 
 LayerSpec = Union[None, str, Sequence[str], Mapping[str, float]]
 
@@ -40,6 +44,8 @@ class Preset:
     convention: str = "tutorial"
     init: str = "content"
     style_statistic: str = "gram"
+    tv_p: float = 2.0
+    tv_input: str = "image"
 
 
 PRESETS: Dict[str, Preset] = {
@@ -68,9 +74,11 @@ PRESETS: Dict[str, Preset] = {
     ),
     "coursera": Preset(
         name="coursera",
-        description="The deeplearning.ai assignment: content block5_conv4 (Keras' conv output is after its ReLU, "
-                    "so relu5_4), style relu1_1..relu5_1 with 0.2 each, alpha = 10, beta = 40, its normalised "
-                    "losses, from the content image blended with noise.",
+        description="The deeplearning.ai assignment, its TensorFlow 2 version (the one public now): content "
+                    "block5_conv4 (Keras' conv output is after its ReLU, so relu5_4), style relu1_1..relu5_1 with 0.2 "
+                    "each, alpha = 10, beta = 40, its normalised losses, from the content image plus uniform noise "
+                    "in [-0.25, 0.25], clipped to [0, 1] (init 'blend'). That version feeds raw [0, 1] RGB to the "
+                    "Caffe-trained VGG19; nstutil feeds the network the input its weights expect.",
         content_layers={"relu5_4": 1.0},
         style_layers={name: 0.2 for name in GATYS_STYLE_LAYERS},
         content_weight=10.0,
@@ -91,6 +99,40 @@ PRESETS: Dict[str, Preset] = {
         tv_weight=1e-3,
         convention="tutorial",
         init="noise",
+    ),
+    "d2l": Preset(
+        name="d2l",
+        description="Dive into Deep Learning, 'Neural Style Transfer' (PyTorch code): the layers its code really "
+                    "reads — torchvision's ReLUs work in place, so the outputs it keeps at features 0, 5, 10, 19 "
+                    "and 25 are relu1_1, relu2_1, relu3_1, relu4_1 and relu4_4, and only conv5_1 (features 28, the "
+                    "last module it runs) stays a convolution output; style weight 1e4 on each, content weight 1 "
+                    "(relu4_4); Gram / (C H W) with mean-squared errors ('tutorial' convention); total variation "
+                    "1/2 (mean|dx| + mean|dy|) on the ImageNet-normalised image with weight 10 (here p = 1, "
+                    "tv_input 'network_input' and tv_weight 5 = 10 x 1/2); from the content image. d2l minimises "
+                    "it with Adam, lr 0.3 times 0.8 every 50 of 500 steps, on the normalised pixels.",
+        content_layers={"relu4_4": 1.0},
+        style_layers={name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "conv5_1")},
+        content_weight=1.0,
+        style_weight=1e4,
+        tv_weight=5.0,
+        convention="tutorial",
+        init="content",
+        tv_p=1.0,
+        tv_input="network_input",
+    ),
+    "gatys-notebook": Preset(
+        name="gatys-notebook",
+        description="leongatys/PytorchNeuralStyleTransfer (NeuralStyleTransfer.ipynb): content relu4_2 (weight "
+                    "1), style relu1_1..relu5_1, Gram / M with a mean-squared error (its GramMSELoss is C^2 times "
+                    "the 'tutorial' style loss), style weights 1e3 / C^2 per layer — which makes 1e3 on each "
+                    "layer's 'tutorial' loss — from the content image. Its network is the Caffe VGG19 on BGR "
+                    "0-255 mean-subtracted input: use weights='caffe'.",
+        content_layers={"relu4_2": 1.0},
+        style_layers={name: 1.0 for name in GATYS_STYLE_LAYERS},
+        content_weight=1.0,
+        style_weight=1e3,
+        convention="tutorial",
+        init="content",
     ),
 }
 
@@ -130,7 +172,7 @@ def resolve_recipe(preset: str = "tutorial", **choices: object) -> Preset:
     """Preset ``preset`` with every choice that is not ``None`` replaced, all checked.
 
     The choices are :class:`Preset`'s fields (``content_layers``, ``style_layers``, ``content_weight``,
-    ``style_weight``, ``tv_weight``, ``convention``, ``init``, ``style_statistic``; :class:`nstutil.settings.RecipeChoice`
+    ``style_weight``, ``tv_weight``, ``convention``, ``init``, ``style_statistic``, ``tv_p``, ``tv_input``; :class:`nstutil.settings.RecipeChoice`
     holds them typed). Layers become ``{name: weight}`` dicts (names kept as given, in either scheme); weights must be
     finite and >= 0. ``init`` may be any starting image :func:`~nstutil.style_transfer` accepts, so it is not checked
     here. Introduced in lesson 5.
@@ -143,6 +185,11 @@ def resolve_recipe(preset: str = "tutorial", **choices: object) -> Preset:
     recipe = dataclasses.replace(recipe, **{k: v for k, v in choices.items() if v is not None})
     if recipe.convention not in CONVENTIONS:
         raise NSTError(f"unknown loss convention {recipe.convention!r}: use one of {', '.join(CONVENTIONS)}")
+    if recipe.tv_input not in TV_INPUTS:
+        raise NSTError(f"tv_input {recipe.tv_input!r} is not known: use one of {', '.join(TV_INPUTS)}")
+    tv_p = check_weight(recipe.tv_p, "tv_p")
+    if tv_p == 0:
+        raise NSTError("tv_p is 0: give a power > 0 (2: squared differences, 1: absolute differences)")
     if recipe.style_statistic not in STYLE_STATISTICS:
         raise NSTError(f"style statistic {recipe.style_statistic!r} is not known: use one of "
                        f"{', '.join(STYLE_STATISTICS)}")
@@ -153,4 +200,5 @@ def resolve_recipe(preset: str = "tutorial", **choices: object) -> Preset:
         content_weight=check_weight(recipe.content_weight, "content_weight"),
         style_weight=check_weight(recipe.style_weight, "style_weight"),
         tv_weight=check_weight(recipe.tv_weight, "tv_weight"),
+        tv_p=tv_p,
     )

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Type, Typ
 from .colour import PRESERVE_COLORS
 from .errors import NSTError
 from .losses import CONVENTIONS, STYLE_STATISTICS
-from .presets import LayerSpec, Preset, resolve_recipe
+from .presets import TV_INPUTS, LayerSpec, Preset, resolve_recipe
 from .regions import MaskLike
 
 __all__ = ["RecipeChoice", "Controls", "DEFAULT_STEPS", "bind", "add_options", "from_options", "parse_layers",
@@ -103,6 +103,12 @@ class RecipeChoice:
     style_statistic: Optional[str] = field(default=None, metadata=_option(
         "--style-statistic", "what the style loss compares: Gram matrices (gram) or each channel's mean and "
         "standard deviation (mean_std)", choices=STYLE_STATISTICS))
+    tv_p: Optional[float] = field(default=None, metadata=_option(
+        "--tv-p", "power of the neighbour differences in the total variation (2: squared, 1: absolute, as d2l)",
+        type=float, metavar="P"))
+    tv_input: Optional[str] = field(default=None, metadata=_option(
+        "--tv-input", "what the total variation measures: the [0, 1] image, or the network's normalised input "
+        "(as d2l)", choices=TV_INPUTS))
 
     def resolve(self, preset: str) -> Preset:
         """The preset with these choices applied, every value checked."""

@@ -96,6 +96,8 @@ def style_transfer(
     tv_weight: Optional[float] = None,
     convention: Optional[str] = None,
     style_statistic: Optional[str] = None,
+    tv_p: Optional[float] = None,
+    tv_input: Optional[str] = None,
     style_blend: Optional[Sequence[float]] = None,
     style_masks: Optional[Sequence[MaskLike]] = None,
     style_scale: Optional[float] = None,
@@ -125,6 +127,8 @@ def style_transfer(
     **Recipe.** Every setting left at ``None`` comes from ``preset`` (see :data:`nstutil.PRESETS`). Layers are a
     name, a list of names (weight 1 each) or a mapping name -> weight, in either naming scheme; either list may be
     empty. ``style_statistic`` is ``"gram"`` or ``"mean_std"`` (channel means and deviations, Li et al. 2017).
+    ``tv_p`` is the power of the total variation's neighbour differences (2, or 1 as d2l) and ``tv_input`` what it
+    measures (``"image"``, or ``"network_input"``: the normalised image the network sees, as d2l).
 
     **Controls** (lesson 8). ``style`` may be a list; ``style_blend`` weighs the styles (normalised to sum 1, equal
     by default) and each layer's target is the blend of their Gram matrices (jcjohnson/neural-style's
@@ -138,7 +142,7 @@ def style_transfer(
 
     **Run.** ``steps`` is the exact number of loss evaluations; ``history[0]`` is the starting image's loss, and
     each record says its ``scale``. ``init`` is ``"content"``, ``"noise"`` (uniform, from ``seed``), ``"blend"``
-    (40 % content, 60 % noise), an image tensor or a picture's path. ``model`` reuses a loaded :func:`load_vgg19`
+    (the content plus uniform noise in [-0.25, 0.25], clipped: deeplearning.ai's TensorFlow 2 start), an image tensor or a picture's path. ``model`` reuses a loaded :func:`load_vgg19`
     (then ``weights`` and ``pooling`` are its own). ``callback(evaluation)`` runs after every evaluation and stops
     the run by returning ``True``. A stopped, interrupted (Ctrl-C) or diverged run returns the best image so far.
     The same seed on the CPU gives the same image. Introduced in lesson 5.

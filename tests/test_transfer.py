@@ -217,7 +217,8 @@ def test_init_images(vgg, make_image):
     # The first evaluation is at the start, to float rounding (the stretched sigmoid reaches 0 and 1).
     torch.testing.assert_close(starts["content"], content, atol=1e-6, rtol=0)
     torch.testing.assert_close(starts["noise"], noise, atol=1e-6, rtol=0)
-    torch.testing.assert_close(starts["blend"], 0.4 * content + 0.6 * noise, atol=1e-6, rtol=0)
+    # deeplearning.ai's TensorFlow 2 start: the content plus U(-0.25, 0.25), clipped.
+    torch.testing.assert_close(starts["blend"], (content + 0.25 * (2 * noise - 1)).clamp(0, 1), atol=1e-6, rtol=0)
 
 
 def test_layers_list_dict_and_both_schemes(vgg, make_image):
