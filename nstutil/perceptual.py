@@ -24,7 +24,7 @@ from .errors import NSTError
 from .images import ImageLike, Size
 from .inputs import image_input
 from .objective import LossRecord, LossTerms
-from .presets import LayerSpec, resolve_recipe
+from .settings import RecipeChoice, check_keywords
 from .vgg import VGGFeatures, load_vgg19
 
 __all__ = ["PerceptualLoss", "BatchLoss"]
@@ -77,8 +77,9 @@ class PerceptualLoss(LossTerms):
 
     Built like :func:`nstutil.build_objective` but without a content image: ``style`` is one image (a 1×3×H×W tensor
     in [0, 1] or a path) or a list of them (weighed by ``style_blend``), resized so its longer side is
-    ``style_size`` when given; the recipe is ``preset`` with any of ``content_layers``, ``style_layers``,
-    ``content_weight``, ``style_weight``, ``tv_weight``, ``convention``, ``style_statistic`` replaced. ``model`` reuses
+    ``style_size`` when given; the recipe is ``preset`` with any recipe keyword of :func:`nstutil.style_transfer`
+    (the fields of :class:`nstutil.settings.RecipeChoice`: ``content_layers``, ``style_weight``, ``tv_weight`` …)
+    replaced. ``model`` reuses
     a loaded VGG19 (it decides the device and is never moved), else ``weights`` are loaded on ``device`` (a CUDA GPU
     when there is one; see :mod:`nstutil.device`).
 
@@ -90,15 +91,10 @@ class PerceptualLoss(LossTerms):
 
     def __init__(self, style: Union[ImageLike, Sequence[ImageLike]], *, preset: str = "tutorial",
                  model: Optional[VGGFeatures] = None, weights: Optional[str] = None, device: DeviceLike = None,
-                 style_size: Size = None, style_blend: Optional[Sequence[float]] = None,
-                 content_layers: LayerSpec = None, style_layers: LayerSpec = None,
-                 content_weight: Optional[float] = None, style_weight: Optional[float] = None,
-                 tv_weight: Optional[float] = None, convention: Optional[str] = None,
-                 style_statistic: Optional[str] = None) -> None:
+                 style_size: Size = None, style_blend: Optional[Sequence[float]] = None, **choices: object) -> None:
+        check_keywords(choices, RecipeChoice, where="PerceptualLoss")
         device = resolve_device(device, model)
-        recipe = resolve_recipe(preset, content_layers=content_layers, style_layers=style_layers,
-                                content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-                                convention=convention, style_statistic=style_statistic)
+        recipe = RecipeChoice(**choices).resolve(preset)
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
             raise NSTError("PerceptualLoss got no style image: give a style image (a path or a 1×3×H×W tensor)")

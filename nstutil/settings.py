@@ -179,5 +179,5 @@ def check_keywords(given: Iterable[str], *kinds: Type[Settings], where: str) -> 
     known = [name for kind in kinds for name in field_names(kind)]
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise NSTError(f"{where} got unknown keyword(s) {', '.join(unknown)}: use the recipe and control keywords "
+        raise NSTError(f"{where} got unknown keyword(s) {', '.join(unknown)}: use these keywords "
                        f"of style_transfer ({', '.join(known)})")
