@@ -57,6 +57,7 @@ RIGHT = {
                    lambda g, s: (nstutil.gram_matrix(g) - nstutil.gram_matrix(s)).pow(2).mean()],
     "total_loss": [lambda c, s, a, b: a * sum(c) + b * sum(s),
                    lambda c, s, a, b: a * torch.stack(c).sum() + b * torch.stack(s).sum()],
+    "deeplearning_ai_total_cost": [lambda c, s, a, b: a * sum(c) + b * sum(s)],
     "total_variation_loss": [nstutil.total_variation_loss],
     "closure": [_closure_maker],
     "average_feature_map": [average_feature_map,
