@@ -212,13 +212,14 @@ def load_decoder(decoder: Union[Decoder, NetworkFile, str, os.PathLike], device:
 
 def _encoder_for(loaded: NetworkFile, model: Optional[VGGFeatures], weights: Optional[str],
                  device: torch.device) -> VGGFeatures:
-    """The VGG19 the decoder was trained with: ``model``, else ``weights``, else the weights its file names."""
+    """The VGG19 the decoder was trained with: ``model``, else ``weights``, else the named weights its file
+    records (a decoder only understands the encoder it was trained with), else the default weights."""
+    trained_with = loaded.meta.get("vgg_weights")
     if model is None:
-        recorded = str(loaded.meta.get("weights") or "")
+        recorded = str(trained_with or "")
         if weights is None and (recorded in ("imagenet", "caffe") or recorded.startswith("random")):
             weights = recorded
         model = load_vgg19(weights, device=device)
-    trained_with = loaded.meta.get("vgg_weights")
     if trained_with and trained_with != model.weights_name:
         warnings.warn(f"the decoder was trained with the VGG19 weights {trained_with!r} but the encoder has "
                       f"{model.weights_name!r}: the pictures will be wrong; give the same weights")
