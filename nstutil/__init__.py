@@ -24,6 +24,9 @@ from .presets import PRESETS, Preset, get_preset, resolve_recipe
 from .transfer import TransferResult, build_objective, style_transfer
 from . import lesson  # noqa: E402  (the lessons' shared set-up: nstutil.lesson.setup)
 from .vgg import LAYERS, LayerInfo, VGGFeatures, WeightsWarning, layer_names, load_vgg19, min_image_side, resolve_layer
+# Binds nstutil.adain to the function (the fusion); the module is nstutil.adain in sys.modules, so
+# "from nstutil.adain import Decoder" works, while "import nstutil.adain as m" would give the function.
+from .adain import adain, stylize_arbitrary  # noqa: E402  (also registers the decoder's network-file kind)
 
 __version__ = "0.1.0"
 
@@ -33,5 +36,6 @@ __all__ = [
     "content_loss", "gram_matrix", "mean_std_loss", "style_loss", "total_variation_loss", "Objective", "PRESETS",
     "Preset", "get_preset", "resolve_recipe", "Evaluation", "LossRecord", "TransferResult", "build_objective",
     "style_transfer", "LAYERS", "LayerInfo", "VGGFeatures", "WeightsWarning", "layer_names", "load_vgg19",
-    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device", "env_int", "lesson",
+    "min_image_side", "resolve_layer", "PerceptualLoss", "BatchLoss", "resolve_device", "env_int", "lesson", "adain",
+    "stylize_arbitrary",
 ]

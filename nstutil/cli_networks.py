@@ -35,6 +35,7 @@ examples:
   nstutil train --style mosaic --size 128 --steps 500 -o m.net.pth   a class-sized run on a laptop
   nstutil train --style mosaic -o mosaic.net.pth --resume --steps 4000   continue from its checkpoint
   torchrun --nproc-per-node 4 -m nstutil train --style mosaic --photos DIR --batch 16 -o m.net.pth
+  nstutil train --arbitrary --photos coco/ --styles wikiart/ -o adain.dec.pth    an AdaIN decoder: any style
 
 A checkpoint OUTPUT.ckpt is written every --checkpoint-every steps, at the end, and on Ctrl-C or SIGTERM; --resume
 continues from it. exit status: 0 done, 1 the loss became NaN or infinite (the last checkpoint is kept), 2 bad input,
@@ -46,9 +47,19 @@ examples:
   nstutil stylize --net mosaic.net.pth photo.jpg -o photo-mosaic.png
   nstutil stylize --net mosaic.net.pth photo.jpg --size 1024 --strength 0.7 --preserve-colors luminance
   nstutil stylize --net mosaic.net.pth a.jpg b.jpg c.jpg -o styled/      several photos into a folder
+  nstutil stylize --decoder adain.dec.pth --style waves photo.jpg --alpha 0.8 -o out.png     any style (AdaIN)
+  nstutil stylize --decoder adain.dec.pth --style a.jpg,b.jpg --style-blend 1,1 photo.jpg
+  nstutil stylize --decoder adain.dec.pth --style a.jpg,b.jpg --style-masks m1.png,m2.png photo.jpg
 
 exit status: 0 done, 2 bad input.
 """
+
+
+def _number_list(text: str) -> List[float]:
+    try:
+        return [_finite(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas ({exc})") from None
 
 
 def _finite(text: str) -> float:
@@ -72,8 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "the perceptual loss of the optimisation (same presets and layers), on seeded random crops of "
                     "a folder of photos (default: the bundled photos, two held out).",
         epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("-s", "--style", default="mosaic", metavar="IMAGE",
-                       help="style image: a path or a bundled name (default: %(default)s)")
+    train.add_argument("-s", "--style", metavar="IMAGE",
+                       help="style image: a path or a bundled name (default: mosaic)")
+    train.add_argument("--arbitrary", action="store_true",
+                       help="train an AdaIN decoder for any style (Huang & Belongie 2017) instead of a network for "
+                            "one style; the styles come from --styles")
+    train.add_argument("--styles", metavar="DIR", help="with --arbitrary: folder of style images (default: the "
+                                                        "bundled mosaic, waves and brick)")
     train.add_argument("--photos", metavar="DIR", help="folder of JPEG/PNG training photos, searched recursively "
                                                        "(default: the bundled photos)")
     train.add_argument("-o", "--output", metavar="FILE", help="network file to write (default: STYLE.net.pth)")
@@ -83,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="longer side of the style image (default: --size)")
     train.add_argument("--steps", type=positive_int, default=2000, help="Adam steps in all, counting those of a "
                                                                        "resumed run (default: %(default)s)")
-    train.add_argument("--batch", type=positive_int, default=4, help="photos per step (default: %(default)s)")
-    train.add_argument("--lr", type=_finite, default=1e-3, help="Adam's learning rate (default: %(default)g)")
+    train.add_argument("--batch", type=positive_int, help="photos per step (default: 4; --arbitrary 8)")
+    train.add_argument("--lr", type=_finite, help="Adam's learning rate (default: 1e-3; --arbitrary 1e-4)")
     train.add_argument("--seed", type=int, default=0, help="seed of the starting weights and the crops "
                                                           "(default: %(default)s)")
     train.add_argument("--held-out", type=_finite, default=0.2, metavar="FRACTION",
@@ -98,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--content-layers", type=parse_layers, metavar="L[:W],...")
     recipe.add_argument("--style-layers", type=parse_layers, metavar="L[:W],...")
     recipe.add_argument("--content-weight", type=_finite, metavar="ALPHA")
-    recipe.add_argument("--style-weight", type=_finite, metavar="BETA")
+    recipe.add_argument("--style-weight", type=_finite, metavar="BETA", help="(--arbitrary: λ, default 10)")
     recipe.add_argument("--tv-weight", type=_finite, metavar="GAMMA")
     train.add_argument("--weights", metavar="WHICH", help="VGG19 weights, as for the optimisation (default: "
                                                           "$NSTUTIL_WEIGHTS, else auto)")
@@ -110,7 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
         "stylize", help="style photos with a trained network, one pass each",
         description="Style photos in one pass of a network 'nstutil train' wrote.", epilog=STYLIZE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    stylize.add_argument("--net", required=True, metavar="FILE", help="the network file")
+    stylize.add_argument("--net", metavar="FILE", help="a style network file ('nstutil train')")
+    stylize.add_argument("--decoder", metavar="FILE", help="an AdaIN decoder file ('nstutil train --arbitrary'); "
+                                                          "give the style with --style")
+    stylize.add_argument("--style", metavar="IMAGE[,IMAGE...]",
+                         help="with --decoder: style image(s), paths or bundled names, comma-separated")
+    stylize.add_argument("--style-blend", type=_number_list, metavar="W,W,...",
+                         help="with --decoder: one weight per style (default: equal)")
+    stylize.add_argument("--style-masks", metavar="MASK,...", help="with --decoder: one mask picture per style "
+                                                                   "(white = this style)")
+    stylize.add_argument("--alpha", type=_finite, default=1.0, help="with --decoder: 0 = the photo's own "
+                                                                     "features, 1 = fully styled (default: 1)")
+    stylize.add_argument("--style-size", type=positive_int, metavar="PX",
+                         help="with --decoder: longer side of the style images (default: their own size)")
     stylize.add_argument("photos", nargs="+", metavar="PHOTO", help="photos: paths or bundled names")
     stylize.add_argument("-o", "--output", metavar="PATH",
                          help="output image (one photo) or folder (several); default: PHOTO-NET.png here")
@@ -118,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="longer side of the result (default: the photo's own size)")
     stylize.add_argument("--strength", type=_finite, default=1.0, metavar="S",
                          help="0 = the photo, 1 = fully styled (default: %(default)s)")
-    stylize.add_argument("--preserve-colors", choices=PRESERVE_COLORS, help="keep the photo's colours")
+    stylize.add_argument("--preserve-colors", choices=PRESERVE_COLORS, help="keep the photo's colours (with "
+                         "--decoder, histogram matches the style's colours to the photo's first, as the paper)")
     stylize.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     return parser
 
@@ -160,12 +189,23 @@ def _train(args: argparse.Namespace) -> int:
     from .feed_forward import checkpoint_path, train_network
     from .training import distributed_device, is_main_process
 
-    style = image_path(args.style, role="style image")
-    output = Path(args.output).expanduser() if args.output else Path(f"{style.stem}.net.pth")
+    if args.arbitrary:
+        given = [f"--{name.replace('_', '-')}" for name in ("style", "style_size", "content_layers", "style_layers",
+                                                           "content_weight", "tv_weight") if getattr(args, name)]
+        if given or args.preset != "tutorial":
+            raise NSTError(f"--arbitrary trains for any style with the paper's loss: leave out "
+                           f"{', '.join(given) or '--preset'} (give style images with --styles, λ with "
+                           f"--style-weight)")
+    elif args.styles:
+        raise NSTError("--styles is for --arbitrary (a decoder for any style): add --arbitrary, or give one style "
+                       "with --style")
+    style = None if args.arbitrary else image_path(args.style or "mosaic", role="style image")
+    default_name = "adain.dec.pth" if args.arbitrary else f"{style.stem}.net.pth"
+    output = Path(args.output).expanduser() if args.output else Path(default_name)
     checkpoint = checkpoint_path(output)
     if output.is_dir():
         raise NSTError(f"output {str(output)!r} is a directory: give a file name such as "
-                       f"{str(output / (style.stem + '.net.pth'))!r}")
+                       f"{str(output / default_name)!r}")
     if args.resume and not checkpoint.exists():
         raise NSTError(f"--resume: there is no checkpoint {str(checkpoint)!r}: train without --resume first")
     if not args.resume and checkpoint.exists():
@@ -191,13 +231,25 @@ def _train(args: argparse.Namespace) -> int:
             print(f"nstutil: estimate: {per_step:.2f} s a step, about {_duration(left)} for the "
                   f"{args.steps - step.step} steps left", file=sys.stderr)
 
-    recipe = {name: getattr(args, name) for name in ("content_layers", "style_layers", "content_weight",
-                                                     "style_weight", "tv_weight") if getattr(args, name) is not None}
-    trained = train_network(style, args.photos, size=args.size, steps=args.steps, batch_size=args.batch, lr=args.lr,
-                            seed=args.seed, preset=args.preset, weights=args.weights, device=device,
-                            style_size=args.style_size, held_out=args.held_out, output=output,
-                            checkpoint_every=args.checkpoint_every, resume=args.resume, callback=report,
-                            progress=not args.quiet, **recipe)
+    if args.arbitrary:
+        from .adain_training import DEFAULT_BATCH, DEFAULT_LR, STYLE_WEIGHT, train_decoder
+
+        trained = train_decoder(args.photos, args.styles, size=args.size, steps=args.steps,
+                                batch_size=args.batch or DEFAULT_BATCH, seed=args.seed,
+                                lr=DEFAULT_LR if args.lr is None else args.lr,
+                                style_weight=STYLE_WEIGHT if args.style_weight is None else args.style_weight,
+                                weights=args.weights, device=device, held_out=args.held_out, output=output,
+                                checkpoint_every=args.checkpoint_every, resume=args.resume, callback=report,
+                                progress=not args.quiet)
+    else:
+        names = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+        recipe = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+        trained = train_network(style, args.photos, size=args.size, steps=args.steps, batch_size=args.batch or 4,
+                                lr=1e-3 if args.lr is None else args.lr, seed=args.seed, preset=args.preset,
+                                weights=args.weights, device=device, style_size=args.style_size,
+                                held_out=args.held_out, output=output,
+                                checkpoint_every=args.checkpoint_every, resume=args.resume, callback=report,
+                                progress=not args.quiet, **recipe)
     if not is_main_process():
         return 0
     result = trained.result
@@ -215,7 +267,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"nstutil: error: the loss became NaN or infinite at step {result.steps + 1}: lower --lr or the "
               f"weights; wrote {trained.path} from step {result.steps}", file=sys.stderr)
         return 1
-    print(f"wrote {trained.path} ({summary}; {trained.meta['training_photos']} training photos)")
+    styles = (f", {len(trained.meta['training_styles'])} training styles" if args.arbitrary else "")
+    print(f"wrote {trained.path} ({summary}; {trained.meta['training_photos']} training photos{styles})")
     return 0
 
 
@@ -232,8 +285,20 @@ def _stylize(args: argparse.Namespace) -> int:
     from .feed_forward import stylize
     from .network_file import load_network
 
+    if (args.net is None) == (args.decoder is None):
+        raise NSTError("give either --net (a style network) or --decoder (an AdaIN decoder, with --style)")
+    arbitrary = args.decoder is not None
+    if arbitrary and not args.style:
+        raise NSTError("--decoder needs the style: give --style IMAGE (or IMAGE,IMAGE with --style-blend)")
+    if arbitrary and args.strength != 1.0:
+        raise NSTError("--strength is for --net: with --decoder give --alpha (0 = the photo, 1 = fully styled)")
+    extra = [flag for flag, value in (("--style", args.style), ("--style-blend", args.style_blend),
+                                      ("--style-masks", args.style_masks), ("--style-size", args.style_size),
+                                      ("--alpha", args.alpha != 1.0)) if value]
+    if not arbitrary and extra:
+        raise NSTError(f"{', '.join(extra)}: for --decoder (any style); a --net network has its style built in")
     photos = [image_path(name, role="photo") for name in args.photos]
-    net_path = Path(args.net).expanduser()
+    net_path = Path(args.decoder if arbitrary else args.net).expanduser()
     if len(photos) == 1 and not (args.output and Path(args.output).is_dir()):
         outputs = [Path(args.output) if args.output else Path(f"{photos[0].stem}-{net_path.name.split('.')[0]}.png")]
     else:
@@ -241,9 +306,26 @@ def _stylize(args: argparse.Namespace) -> int:
         if folder.exists() and not folder.is_dir():
             raise NSTError(f"output {str(folder)!r} is a file: with several photos give a folder")
         outputs = [folder / f"{p.stem}-{net_path.name.split('.')[0]}.png" for p in photos]
+    styles = [image_path(name, role="style image") for name in args.style.split(",")] if arbitrary else []
+    masks = args.style_masks.split(",") if args.style_masks else None
     for output in outputs:
-        check_writable(output, protect=[*photos, net_path])
+        check_writable(output, protect=[*photos, net_path, *styles])
     network = load_network(net_path, device=resolve_device(args.device))
+    if arbitrary:
+        from .adain import load_decoder, stylize_arbitrary
+
+        decoder = load_decoder(network)
+        for photo, output in zip(photos, outputs):
+            styled = stylize_arbitrary(decoder, photo, styles, alpha=args.alpha, style_blend=args.style_blend,
+                                       style_masks=masks, preserve_colors=args.preserve_colors, size=args.size,
+                                       style_size=args.style_size)
+            written = save_image(styled, output, protect=[*photos, net_path, *styles])
+            print(f"wrote {os.fspath(written)} ({styled.shape[-1]}×{styled.shape[-2]})")
+        return 0
+    from .adain import DECODER_KIND
+
+    if network.kind == DECODER_KIND:
+        raise NSTError(f"{str(net_path)!r} is an AdaIN decoder: give it with --decoder and a --style")
     for photo, output in zip(photos, outputs):
         styled = stylize(network, photo, size=args.size, strength=args.strength,
                          preserve_colors=args.preserve_colors)

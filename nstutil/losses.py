@@ -153,14 +153,14 @@ def _check_style_target(generated: torch.Tensor, target_gram: torch.Tensor) -> N
                        f"target for all, or one per image")
 
 
-def channel_statistics(features: torch.Tensor,
-                       mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def channel_statistics(features: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                       eps: float = STD_EPS) -> Tuple[torch.Tensor, torch.Tensor]:
     r"""Each channel's mean and standard deviation over the positions (two B×C tensors).
 
     With ``mask`` (1×1×H×W), a weighted mean and deviation with weights :math:`T^2`, so that they describe the
     region the mask selects, as the guided Gram matrix does. The deviation is
-    :math:`\sqrt{\mathrm{var} + 10^{-5}}` (as AdaIN), so a constant channel keeps a finite gradient.
-    Introduced in lesson 8.
+    :math:`\sqrt{\mathrm{var} + 10^{-5}}` (as AdaIN; ``eps`` replaces :math:`10^{-5}`), so a constant channel
+    keeps a finite gradient. Introduced in lesson 8.
     """
     _check_features(features, "channel_statistics' input")
     if mask is None:
@@ -170,7 +170,7 @@ def channel_statistics(features: torch.Tensor,
         weight = mask.pow(2) / mask.pow(2).sum()
         mean = (features * weight).sum(dim=(2, 3))
         variance = ((features - mean[..., None, None]).pow(2) * weight).sum(dim=(2, 3))
-    return mean, (variance + STD_EPS).sqrt()
+    return mean, (variance + eps).sqrt()
 
 
 def mean_std_loss(generated: torch.Tensor, target, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
