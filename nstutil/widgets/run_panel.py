@@ -12,6 +12,7 @@ import ipywidgets as widgets
 
 from ..errors import NSTError
 from ..images import load_image, save_image
+from ..threads import use_free_cores
 from ..transfer import OPTIMIZERS as OPTIMIZER_CHOICES
 from ..vgg import load_vgg19
 from ._common import bundled_images, default_size, default_steps, one_line, png, show_message, weights_html
@@ -220,6 +221,7 @@ class RunPanel(widgets.VBox):
         self.best_image = None
         kwargs = self.config()
         kwargs.update(overrides)
+        use_free_cores()  # set here, in the kernel's thread: the run's thread takes PyTorch's setting from it
         self._start_ui(kwargs)
         if wait:
             self._work(kwargs)
