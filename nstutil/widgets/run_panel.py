@@ -39,6 +39,20 @@ def _rate(done: int, record) -> str:
     return f"{done / record.elapsed:.1f}" if record.elapsed > 0 else "–"
 
 
+def _stage_note(kwargs: dict, result) -> str:
+    """For a coarse-to-fine run that ended before its last size: which size it stopped at, and why the image is
+    blurry (that stage's image, enlarged to the full size); "" otherwise."""
+    scales = list(kwargs.get("scales") or [])
+    if len(scales) < 2 or not result.history:
+        return ""
+    reached = result.history[-1].scale
+    if reached is None or reached >= max(scales):
+        return ""
+    sizes = " → ".join(f"{s} px" for s in scales)
+    return (f" · <b>stopped at the {reached} px stage</b> of {sizes}: the image is that stage's, enlarged (so "
+            f"blurry); let a run reach {max(scales)} px for a sharp one")
+
+
 def _check_folder(folder: Path) -> None:
     """A missing folder is fine inside the working folder (save_image makes it); elsewhere it is a typo."""
     if folder.is_dir():
@@ -335,7 +349,7 @@ class RunPanel(widgets.VBox):
         best = f"best image: evaluation {result.best_evaluation} (shown)" if result.best_evaluation >= 0 else \
             "no evaluation finished (the start image is shown)"
         self.status.value = (f"<b>{_REASONS.get(result.stop_reason, result.stop_reason)}</b> after "
-                             f"{_count(done)} ({_numbered(done)}){rate} · {best}")
+                             f"{_count(done)} ({_numbered(done)}){rate} · {best}{_stage_note(kwargs, result)}")
 
     def _draw(self, image, history) -> None:
         if image is not None:
