@@ -61,3 +61,13 @@ def test_the_changed_marker_is_on_the_line_that_changed():
     lines = _summary_lines(chooser)
     assert "changed from the preset" in lines["Weights and settings"], lines
     assert "changed" not in lines["Content"] and "changed" not in lines["Style"]
+
+
+def test_preview_and_loss_plot_come_right_after_run_and_before_the_controls(panel):
+    order = list(panel.children)
+    flat = [w for box in order for w in ([box] + list(getattr(box, "children", ())))]
+    buttons = next(i for i, box in enumerate(order) if panel.run_button in getattr(box, "children", ()))
+    images = next(i for i, box in enumerate(order)
+                  if any(panel.preview in getattr(v, "children", ()) for v in getattr(box, "children", ())))
+    assert images == buttons + 2  # Run, its status line, then the preview and the loss plot
+    assert order.index(panel.controls_section) > images and panel.controls_section in flat

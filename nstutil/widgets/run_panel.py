@@ -138,13 +138,15 @@ class RunPanel(widgets.VBox):
             self.weights_note,
             widgets.HBox([self.content, self.style]),
             widgets.HBox([self.size, self.steps, self.optimizer]),
-            self.controls_section,
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status,
             widgets.HBox([widgets.VBox([self.preview_title, self.preview]),
                           widgets.VBox([self.plot_title, self.plot])]),
             widgets.HBox([self.save_path, self.save_button]),
             self.message,
+            # Last: opened, the controls are taller than a screen, and Run must stay next to what it shows
+            # (the preview and the loss plot right under the button, not below the fold).
+            self.controls_section,
         ])
         self.add_class("nst-run-panel")
 
