@@ -186,4 +186,9 @@ def test_playground_in_jupyterlab(tmp_path):
             page.screenshot(path=str(shots / "failure.png"))
             print(f"screenshots in {shots}; JupyterLab log tail:\n{log.read_text(errors='replace')[-4000:]}")
             print("browser console (last 60 lines):\n" + "\n".join(console[-60:]))
+            # A widget output that never rendered says so in its own text ("Loading widget...", "Error displaying
+            # widget: model not found"): which one, and the kernel's state, tell a start-up race from a busy kernel.
+            print("unrendered widget outputs:", page.evaluate(
+                "() => [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.textContent.trim())"
+                ".filter(t => /Loading widget|Error displaying widget/.test(t))"))
             raise
