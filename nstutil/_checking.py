@@ -7,14 +7,19 @@ and True or False, whatever the student's function does.
 from __future__ import annotations
 
 import copy
+import inspect
+import linecache
+import re
 import signal
 import threading
+import traceback
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["Wrong", "report", "not_done_line", "call", "seeded", "close", "tensor_result", "scalar", "compare",
+__all__ = ["Wrong", "report", "not_done_line", "call", "explain", "seeded", "close", "tensor_result", "scalar", "compare",
            "gradients"]
 
 PASSED, WRONG, NOT_DONE = "✔", "✘", "○"
@@ -128,7 +133,8 @@ def call(fn: Callable, args: Sequence[Any], *, hint: str, errors: Optional[Dict[
     passed = [_copy(a) for a in args] if protect else [
         _copy(a) if isinstance(a, torch.nn.Module) else a for a in args]
     try:
-        with _time_limit(TIME_LIMIT):
+        with _time_limit(TIME_LIMIT), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # PyTorch's own warnings (x.T on 3-D) become hints, not stderr noise
             result = fn(*passed)
     except _TooSlow:
         raise Wrong(f"did not return within {TIME_LIMIT:g} s on the check's small inputs, so it was stopped: look "
@@ -137,6 +143,9 @@ def call(fn: Callable, args: Sequence[Any], *, hint: str, errors: Optional[Dict[
         raise _NotDone from None
     except Exception as exc:
         message = f"raised {type(exc).__name__}: {_first_line(exc)}"
+        known = explain(exc, fn, [str(w.message) for w in caught])
+        if known:
+            raise Wrong(known) from None
         if "in-place operation" in message:
             raise Wrong(f"{message}: it changes its input in place; use out-of-place operations (x - m, not "
                         f"x.sub_(m))") from None
@@ -147,9 +156,74 @@ def call(fn: Callable, args: Sequence[Any], *, hint: str, errors: Optional[Dict[
             raise Wrong(f"{message}: {hint}") from None
         raise Wrong(message) from None
     if protect and not all(_unchanged(a, p) for a, p in zip(args, passed)):
-        raise Wrong("changes its input in place: work on a copy or use out-of-place operations (x - m, not "
-                    "x.sub_(m))")
+        line = _in_place_line(fn)
+        raise Wrong("changes its input in place" + (f" (`{line}`)" if line else "") + ": work on a copy or use "
+                    "out-of-place operations (x - m, not x.sub_(m); x = x / n, not x /= n)")
     return result
+
+
+def _student_line(exc: BaseException, fn: Callable) -> str:
+    """The line of the student's own code where ``exc`` was raised (the innermost frame in fn's file), or ""."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == code.co_filename]
+    if not frames:
+        return ""
+    return (frames[-1].line or linecache.getline(frames[-1].filename, frames[-1].lineno)).strip()
+
+
+_IN_PLACE = re.compile(r"\.[a-z]\w*_\(|[\w\]\)]\s*[-+*/]=")
+
+
+def _in_place_line(fn: Callable) -> str:
+    """The first line of ``fn``'s source that changes a tensor in place (``x.div_(n)``, ``x /= n``), or ""."""
+    try:
+        lines = inspect.getsource(fn).splitlines()
+    except (OSError, TypeError):
+        return ""
+    return next((line.strip() for line in lines if _IN_PLACE.search(line.split("#")[0])), "")
+
+
+_MATMUL = ("batch2 tensor", "mat1 and mat2", "size mismatch", "shapes cannot be multiplied", "Expected size for first")
+
+
+def explain(exc: BaseException, fn: Callable, warned: Sequence[str] = ()) -> str:
+    """A sentence about the student's code for the commonest slips, from what ``fn`` raised; "" if none fits.
+
+    PyTorch's own messages name the check's hidden tensors ("batch2 tensor ... [1, 35] but got: [1, 6]"), which a
+    student cannot map to a line of theirs; this names the line and the fix instead."""
+    text = str(exc)
+    line = _student_line(exc, fn)
+    where = f"`{line}` " if line else ""
+    compact = line.replace(" ", "")
+    if any("x.T" in w or ".T on tensors" in w or "mT" in w for w in warned) or re.search(r"\.T\b", line):
+        if any(m in text for m in _MATMUL) or "must match the size" in text or isinstance(exc, RuntimeError):
+            return (f"{where}uses .T on a 3-D tensor, which reverses all its dimensions (b×C×N becomes N×C×b): "
+                    f"swap only the last two with .transpose(1, 2) (or .mT)")
+    if any(m in text for m in _MATMUL):
+        if "transpose(0,1)" in compact or ".t()" in compact:
+            return (f"{where}swaps the wrong dimensions: on a b×C×N tensor swap the last two, .transpose(1, 2), "
+                    f"so that F·Fᵀ is C×C")
+        return (f"{where}multiplies two tensors whose sizes do not fit (the first one's last size must equal the "
+                f"second one's next-to-last): for F·Fᵀ multiply F by its transpose, F @ F.transpose(1, 2), "
+                f"not by F itself")
+    if "numpy() on Tensor that requires grad" in text or "Can't call numpy()" in text:
+        return (f"{where}leaves PyTorch for NumPy: gradients cannot flow through NumPy (the loss could not be "
+                f"minimised); use the torch operation on the tensor itself (@ or torch.matmul, .mean(), .sum())")
+    if "in-place operation" in text or "modified by an inplace operation" in text:
+        at = line or _in_place_line(fn)
+        return ((f"`{at}` " if at else "") + "changes a tensor in place, which breaks the gradient: use "
+                "out-of-place operations (x - m, not x.sub_(m); x = x / n, not x /= n)")
+    if "view size is not compatible" in text:
+        return f"{where}uses .view on a transposed tensor: use .reshape(...) instead"
+    if "Dimension out of range" in text:
+        return (f"{where}names a dimension the tensor does not have: a feature map is b×C×H×W (dimensions 0 to "
+                f"3, or -4 to -1); has an earlier line dropped the batch dimension?")
+    if isinstance(exc, ValueError) and ("values to unpack" in text):
+        return (f"{where}unpacks the shape into the wrong number of names: a feature map's shape is "
+                f"(b, C, H, W), four numbers")
+    return ""
 
 
 def seeded(shape: Tuple[int, ...], seed: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 from .environment import env_int
 from .errors import NSTError
 from .images import DEFAULT_CONTENT, DEFAULT_STYLE, load_image, to_pil
+from .threads import use_free_cores
 from .vgg import VGGFeatures, load_vgg19
 
 __all__ = ["Lesson", "setup", "plot_runs"]
@@ -43,6 +44,7 @@ def setup(size: int = 256, steps: Optional[int] = None, *, model: bool = True,
     not stylised"). Prints one line with all of it (``show=False``: silent). Introduced in lesson 1."""
     size = env_int("NSTUTIL_SIZE", size)
     steps = env_int("NSTUTIL_STEPS", steps) if steps is not None else None
+    use_free_cores()  # one PyTorch thread per free core: on a busy machine all cores make every cell crawl
     net = load_vgg19() if model else None
     if net is None:
         weights = "no network"

@@ -291,7 +291,9 @@ def _load_weights(weights: str) -> Tuple[Dict[str, torch.Tensor], str, str]:
                 "look stylised).\n"
                 f"Why: {why}.\n"
                 f"Fix: download {url} into {_hub_checkpoint(url).parent} and restart, or set "
-                f"NSTUTIL_WEIGHTS=random to hide this."
+                f"NSTUTIL_WEIGHTS=random to hide this.\n"
+                f"In a class: put the file on a share, set NSTUTIL_WEIGHTS=/share/{url.rsplit('/', 1)[-1]} "
+                f"(notebooks/README.md)."
             ), stacklevel=_stacklevel_outside_package())
             return _random_state_dict(0), "random:0", "imagenet"
     if weights == "imagenet":

@@ -204,6 +204,7 @@ def run_all_cells(page, timeout_ms: float = 120_000) -> None:
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('notebook:run-all-cells')",
                            timeout=timeout_ms)
     wait_kernel_idle(page, timeout_ms)
+    wait_widget_manager(page, timeout_ms)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_function(
         """() => {
@@ -224,6 +225,27 @@ def wait_kernel_idle(page, timeout_ms: float = 120_000) -> None:
             const kernel = panel && panel.sessionContext && panel.sessionContext.session
                            && panel.sessionContext.session.kernel;
             return !!kernel && kernel.status === 'idle';
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def wait_widget_manager(page, timeout_ms: float = 120_000) -> None:
+    """Wait until ipywidgets' manager listens on the notebook's kernel (its comm target ``jupyter.widget``).
+
+    Why: a kernel can be idle before the widget manager exists (JupyterLab creates it asynchronously once the
+    session is ready, and later still on a loaded machine). A widget made before then is lost: JupyterLab answers
+    its ``comm_open`` with a ``comm_close`` because no target is registered, and that output stays "Loading
+    widget..." or "Error displaying widget: model not found" while widgets made later render. That is how the
+    playground's first widget (the layer chooser, ``.nst-code``) went missing in some full test runs although the
+    run panel below it rendered. ``_targetRegistry`` is JupyterLab's KernelConnection's own record of comm targets.
+    """
+    page.wait_for_function(
+        """() => {
+            const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const kernel = panel && panel.sessionContext && panel.sessionContext.session
+                           && panel.sessionContext.session.kernel;
+            return !!kernel && !!kernel._targetRegistry && 'jupyter.widget' in kernel._targetRegistry;
         }""",
         timeout=timeout_ms,
     )

@@ -78,6 +78,8 @@ def test_playground_in_jupyterlab(tmp_path):
     with bj.jupyter_lab(root, env=KERNEL_ENV) as (base, token, log), bj.chromium_page() as page:
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        console = []  # the browser's console, printed when the test fails
+        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
         page.set_default_timeout(TIMEOUT_MS)
         try:
             page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", wait_until="domcontentloaded")
@@ -183,4 +185,10 @@ def test_playground_in_jupyterlab(tmp_path):
         except Exception:
             page.screenshot(path=str(shots / "failure.png"))
             print(f"screenshots in {shots}; JupyterLab log tail:\n{log.read_text(errors='replace')[-4000:]}")
+            print("browser console (last 60 lines):\n" + "\n".join(console[-60:]))
+            # A widget output that never rendered says so in its own text ("Loading widget...", "Error displaying
+            # widget: model not found"): which one, and the kernel's state, tell a start-up race from a busy kernel.
+            print("unrendered widget outputs:", page.evaluate(
+                "() => [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.textContent.trim())"
+                ".filter(t => /Loading widget|Error displaying widget/.test(t))"))
             raise

@@ -47,10 +47,13 @@ def test_the_warning_points_at_the_callers_line_and_says_what_happened_and_what_
     assert warning.filename == __file__  # this test, as it would be the student's cell; not nstutil, not IPython
     lines = str(warning.message).splitlines()
     url, folder = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", str(offline / "hub" / "checkpoints")
-    assert len(lines) == 3 and all(len(line.replace(url, "").replace(folder, "")) < 110 for line in lines)
+    assert len(lines) == 4 and all(len(line.replace(url, "").replace(folder, "")) < 110 for line in lines)
     assert lines[0].startswith("Pretrained VGG19 weights unavailable") and "RANDOM" in lines[0]
     assert lines[1] == "Why: they are not in torch.hub's cache and download.pytorch.org cannot be reached (simulated)."
     assert lines[2] == f"Fix: download {url} into {folder} and restart, or set NSTUTIL_WEIGHTS=random to hide this."
+    # the classroom route the teacher's guide recommends (issue 23.6)
+    assert lines[3] == "In a class: put the file on a share, set NSTUTIL_WEIGHTS=/share/vgg19-dcbb9e9d.pth " \
+                       "(notebooks/README.md).", lines[3]
     assert "Downloading" not in capfd.readouterr().err  # no download was started
     assert model.weights_name == "random:0"
 
@@ -73,7 +76,7 @@ def test_a_failed_download_is_reported_the_same_way(monkeypatch, offline):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", broken)
     warning, _ = _the_warning(lambda: nstutil.load_vgg19())
     lines = str(warning.message).splitlines()
-    assert len(lines) == 3 and "could not be downloaded" in lines[1] and "connection reset" in lines[1]
+    assert len(lines) == 4 and "could not be downloaded" in lines[1] and "connection reset" in lines[1]
     assert warning.filename == __file__
 
 

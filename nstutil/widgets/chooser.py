@@ -303,12 +303,20 @@ class LayerChooser(widgets.VBox):
                 return "<i>none</i>"
             return ", ".join(f"{html.escape(resolve_layer(n).label)} ({fmt(w)})" for n, w in d.items())
 
-        changed = " <i>(changed from the preset)</i>" if self.modified else ""
+        def changed(*keys: str) -> str:
+            # The mark goes on the line that changed: a new content layer must not mark the Style line.
+            applied = self._applied or {}
+            moved = self._applied is not None and any(cfg.get(k) != applied.get(k) for k in keys)
+            return " <i>(changed from the preset)</i>" if moved else ""
+
+        others = [k for k in cfg if k not in ("content_layers", "style_layers")]
         warn = ""
         if not cfg["style_layers"]:
             warn = "<br><span style='color:#b00020'>Choose at least one style layer.</span>"
-        self.summary.value = (f"<b>Content:</b> {describe(cfg['content_layers'])}<br>"
-                              f"<b>Style:</b> {describe(cfg['style_layers'])}{changed}{warn}")
+        settings = changed(*others)
+        self.summary.value = (f"<b>Content:</b> {describe(cfg['content_layers'])}{changed('content_layers')}<br>"
+                              f"<b>Style:</b> {describe(cfg['style_layers'])}{changed('style_layers')}"
+                              + (f"<br><b>Weights and settings:</b>{settings}" if settings else "") + warn)
         self._refresh_code()
         for callback in list(self._listeners):
             callback()

@@ -14,6 +14,7 @@ import ipywidgets as widgets
 
 from ..errors import NSTError
 from ..images import load_image, save_image
+from ..threads import use_free_cores
 from ..transfer import OPTIMIZERS as OPTIMIZER_CHOICES
 from ..vgg import load_vgg19
 from ._common import bundled_images, default_size, default_steps, one_line, png, show_message, weights_html
@@ -38,6 +39,20 @@ def _numbered(n: int) -> str:
 def _rate(done: int, record) -> str:
     """The optimisation's own rate: evaluations over its clock (which starts after the set-up)."""
     return f"{done / record.elapsed:.1f}" if record.elapsed > 0 else "–"
+
+
+def _stage_note(kwargs: dict, result) -> str:
+    """For a coarse-to-fine run that ended before its last size: which size it stopped at, and why the image is
+    blurry (that stage's image, enlarged to the full size); "" otherwise."""
+    scales = list(kwargs.get("scales") or [])
+    if len(scales) < 2 or not result.history:
+        return ""
+    reached = result.history[-1].scale
+    if reached is None or reached >= max(scales):
+        return ""
+    sizes = " → ".join(f"{s} px" for s in scales)
+    return (f" · <b>stopped at the {reached} px stage</b> of {sizes}: the image is that stage's, enlarged (so "
+            f"blurry); let a run reach {max(scales)} px for a sharp one")
 
 
 def _check_folder(folder: Path) -> None:
@@ -138,13 +153,15 @@ class RunPanel(widgets.VBox):
             self.weights_note,
             widgets.HBox([self.content, self.style]),
             widgets.HBox([self.size, self.steps, self.optimizer]),
-            self.controls_section,
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status,
             widgets.HBox([widgets.VBox([self.preview_title, self.preview]),
                           widgets.VBox([self.plot_title, self.plot])]),
             widgets.HBox([self.save_path, self.save_button]),
             self.message,
+            # Last: opened, the controls are taller than a screen, and Run must stay next to what it shows
+            # (the preview and the loss plot right under the button, not below the fold).
+            self.controls_section,
         ])
         self.add_class("nst-run-panel")
 
@@ -235,6 +252,7 @@ class RunPanel(widgets.VBox):
         self.best_image = None
         kwargs = self.config()
         kwargs.update(overrides)
+        use_free_cores()  # set here, in the kernel's thread: the run's thread takes PyTorch's setting from it
         self._start_ui(kwargs)
         if wait:
             self._work(kwargs)
@@ -352,7 +370,7 @@ class RunPanel(widgets.VBox):
         best = f"best image: evaluation {result.best_evaluation} (shown)" if result.best_evaluation >= 0 else \
             "no evaluation finished (the start image is shown)"
         self.status.value = (f"<b>{_REASONS.get(result.stop_reason, result.stop_reason)}</b> after "
-                             f"{_count(done)} ({_numbered(done)}){rate} · {best}")
+                             f"{_count(done)} ({_numbered(done)}){rate} · {best}{_stage_note(kwargs, result)}")
 
     def _draw(self, image, history) -> None:
         if image is not None:

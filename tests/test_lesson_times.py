@@ -1,0 +1,42 @@
+"""One source of lesson times (issue 23.4): every lesson's "How to run" box and the teacher's guide's table say
+what notebooks/lesson_times.py says (the measurement of LESSON_TIMES.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _times():
+    spec = importlib.util.spec_from_file_location("lesson_times", NOTEBOOKS / "lesson_times.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_boxes_and_guide_say_the_measured_times():
+    times = _times()
+    assert set(times.TIMES) == {p.stem for p in NOTEBOOKS.glob("0*.ipynb")}  # every lesson has its time
+    assert times.problems() == []
+
+
+def test_a_box_that_says_something_else_is_found(tmp_path, monkeypatch):
+    times = _times()
+    monkeypatch.setitem(times.TIMES, "03_gram_matrices", (60 * 20, 60 * 40))  # as if measured at 20 min
+    found = times.problems()
+    assert any(p.startswith("03_gram_matrices.ipynb: its box") for p in found), found
+    assert any("the row of 03_gram_matrices" in p for p in found), found
+
+
+def test_the_guide_writes_times_as_the_table_does():
+    times = _times()
+    assert times.duration(9.9) == "10 s" and times.duration(403.4) == "6.7 min" and times.duration(927) == "15.5 min"
+
+
+def test_the_measurement_is_in_lesson_times_md():
+    times = _times()
+    text = (NOTEBOOKS.parent / "LESSON_TIMES.md").read_text(encoding="utf-8")
+    for lesson, (idle, _) in times.TIMES.items():
+        assert f"| {idle:g} s" in text or f"| {idle} s" in text, lesson
