@@ -154,8 +154,27 @@ def _wait_for_hub(hub: Hub, timeout: float) -> None:
     raise TimeoutError(f"the hub did not answer within {timeout:.0f} s:\n{hub.log.read_text(errors='replace')[-3000:]}")
 
 
+def _descendants(pid: int) -> List[int]:
+    """The processes below ``pid`` (read from /proc): the proxy, the culler, the students' servers and kernels."""
+    parents: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
+
+
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the hub's process group (the hub stops the students' servers and the proxy), then SIGKILL."""
+    """SIGTERM to the hub's process group (the hub stops the students' servers and the proxy), then SIGKILL to
+    whatever is left of the group and of the hub's descendants: a hub killed before its clean-up (a slow, busy
+    machine) would otherwise leave its proxy, culler and servers running, some in sessions of their own."""
+    below = _descendants(proc.pid)
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -163,9 +182,11 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pass
-    # Whatever is left in the group (a kernel the hub did not wait for) goes too.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
 
