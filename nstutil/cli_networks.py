@@ -13,7 +13,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -21,6 +20,7 @@ from typing import List, Optional, Sequence
 from .colour import PRESERVE_COLORS
 from .errors import NSTError
 from .images import check_writable, image_path, save_image
+from .output_files import check_output
 from .presets import PRESETS
 from .settings import parse_layers, positive_int
 
@@ -152,18 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_folder_writable(path: Path) -> None:
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise NSTError(f"output {str(path)!r} cannot be written ({exc.strerror or exc}): choose a writable "
-                       f"folder") from None
-
-
 def _write_curve(path: Path, losses: List[float], times: List[float]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
@@ -217,7 +205,7 @@ def _train(args: argparse.Namespace) -> int:
         raise NSTError(f"--loss-curve {args.loss_curve!r}: end it in .csv, or .png for a plot")
     if not 0.0 <= args.held_out < 1.0:
         raise NSTError(f"--held-out {args.held_out}: give a fraction from 0 to below 1")
-    _check_folder_writable(output)
+    check_output(output, image=False)
     device = args.device or distributed_device()
     estimate = {}
 

@@ -33,6 +33,7 @@ from .photos import PhotoCrops, PhotoSet, find_photos
 from .training import Step, TrainingResult, is_main_process, train
 from .transformer_net import MIN_SIDE, TransformerNet
 from .vgg import VGGFeatures, load_vgg19
+from .weights import sha256_file
 
 __all__ = ["train_network", "TrainedNetwork", "stylize", "held_out_loss", "checkpoint_path", "image_sha256"]
 
@@ -67,11 +68,7 @@ def image_sha256(image: ImageLike) -> str:
     """SHA-256 of a picture file's bytes, or of a tensor's float32 pixels."""
     if isinstance(image, torch.Tensor):
         return hashlib.sha256(image.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
-    digest = hashlib.sha256()
-    with open(image, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(image)
 
 
 def checkpoint_path(output: Union[str, os.PathLike]) -> Path:
