@@ -190,7 +190,6 @@ class OnePassBox(widgets.VBox):
                        (self.code_line, "nst-one-pass-code")):
             w.add_class(cls)
         self.load_button.on_click(lambda _: self.load(self.path.value))
-        self.path.on_submit(lambda _: self.load(self.path.value))
         self.mode.observe(lambda _: self._show(), names="value")
         super().__init__([widgets.HBox([self.mode, self.path, self.load_button]),
                           widgets.HBox([self.strength, self.note]), self.code_line])
