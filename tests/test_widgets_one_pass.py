@@ -189,3 +189,9 @@ def test_the_playground_opens_in_one_pass_with_what_training_returned(model, sty
     # Its style is not among the pictures: the student is told, and can still choose or upload it.
     assert "not among the style images" in box.panel.message.value and not box.panel.style.dropdown.disabled
     assert not W.playground(network=trained, mode=OPTIMISE, size=SIZE, model=model).panel.one_pass.active
+
+
+def test_a_web_page_hides_the_network_field_but_takes_the_network_given(model, style_net):
+    page = _panel(model, network=style_net, download=True)  # Voila: visitors cannot name files on the server
+    assert page.one_pass.path.layout.display == "none" and page.one_pass.load_button.layout.display == "none"
+    assert page.one_pass.active and isinstance(page.run(wait=True), OnePassResult)

@@ -104,7 +104,7 @@ class RunPanel(widgets.VBox):
     start image), as in :attr:`TransferResult.history <nstutil.TransferResult>`. Uploaded images are kept in
     ``upload_dir`` (relative to the notebook's folder); Save numbers its files rather than overwrite one. With
     ``download=True`` (a web page: classroom/playground.ipynb under Voila) Save also offers the file as a download
-    link and the *Save as* box is hidden.
+    link and the *Save as* and *Network* boxes are hidden (a network is then only the one given as ``network``).
 
     ``network``: a trained style network (lesson 10) or AdaIN decoder (lesson 11) — a file's path, a loaded file,
     or what the training returned — for the *One pass* mode (:mod:`~nstutil.widgets.one_pass`); the panel then
@@ -157,6 +157,7 @@ class RunPanel(widgets.VBox):
         self._optimised: list = []  # the last optimisation's history: the curve a one-pass loss is drawn against
         if download:  # a web page's visitor gets the file in the browser and cannot name a path on the server
             self.save_path.layout.display = "none"
+            self.one_pass.path.layout.display = self.one_pass.load_button.layout.display = "none"
         self._connect()
         self._show_images_start()
         self._update_call()
