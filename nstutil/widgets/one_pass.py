@@ -174,8 +174,9 @@ class OnePassBox(widgets.VBox):
         self.device = device
         self.message = message_widget if message_widget is not None else widgets.HTML()
         self.loaded: Optional[NetworkFile] = None
+        # No description: a ToggleButtons' own label sits above its buttons and breaks the row.
         self.mode = widgets.ToggleButtons(options=[("Optimise", OPTIMISE), ("One pass", ONE_PASS)], value=OPTIMISE,
-                                          description="Mode", style={"button_width": "100px"})
+                                          style={"button_width": "90px"})
         self.path = widgets.Text(placeholder="a .pth file 'python -m nstutil train' wrote", description="Network",
                                  layout=widgets.Layout(width="380px"))
         self.load_button = widgets.Button(description="Load", icon="upload", layout=widgets.Layout(width="90px"))
@@ -191,7 +192,8 @@ class OnePassBox(widgets.VBox):
             w.add_class(cls)
         self.load_button.on_click(lambda _: self.load(self.path.value))
         self.mode.observe(lambda _: self._show(), names="value")
-        super().__init__([widgets.HBox([self.mode, self.path, self.load_button]),
+        label = widgets.HTML("<b>Mode</b>", layout=widgets.Layout(width="50px", margin="0 0 0 8px"))
+        super().__init__([widgets.HBox([label, self.mode, self.path, self.load_button]),
                           widgets.HBox([self.strength, self.note]), self.code_line])
         self.add_class("nst-one-pass")
         self._show()

@@ -419,7 +419,8 @@ class RunPanel(widgets.VBox):
         self.preview.value = png(result.image)
         self.preview_updates += 1
         loss = result.loss.total
-        self.preview_title.value = (f"<b>One pass</b>: {result.seconds:.3f} s, loss {loss:.4g}" + self._random_tag())
+        # Two lines: the preview is 256 px wide, and the title must not push the loss plot aside.
+        self.preview_title.value = (f"<b>One pass</b>{self._random_tag()}<br>{result.seconds:.3f} s · loss {loss:.4g}")
         self.plot.value = self._loss_plot.png(self._optimised, reference=loss, reference_label=f"one pass {loss:.3g}",
                                               empty_text="Run in Optimise mode to compare")
         self.plot_updates += 1
