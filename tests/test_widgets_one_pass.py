@@ -195,3 +195,25 @@ def test_a_web_page_hides_the_network_field_but_takes_the_network_given(model, s
     page = _panel(model, network=style_net, download=True)  # Voila: visitors cannot name files on the server
     assert page.one_pass.path.layout.display == "none" and page.one_pass.load_button.layout.display == "none"
     assert page.one_pass.active and isinstance(page.run(wait=True), OnePassResult)
+
+
+def test_colours_apply_and_the_loss_is_the_optimisations_for_them(model, style_net):
+    from nstutil.colour import grey, luminance
+
+    panel = _panel(model, network=style_net)
+    panel.controls.preserve_colors.value = "luminance"
+    result = panel.run(wait=True)
+    assert torch.equal(result.image, stylize(style_net, panel.content.path, size=SIZE, preserve_colors="luminance"))
+    # Luminance-only transfer compares luminance images (as the optimisation does): the result's luminance is scored.
+    assert result.loss.total == pytest.approx(_objective_loss(panel, grey(luminance(result.image))), rel=1e-6)
+
+
+def test_a_decoder_trained_with_other_weights_is_said_in_one_line(model, decoder):
+    from nstutil.network_file import NetworkFile
+
+    other = NetworkFile(decoder, "adain-decoder", {"widths": [16, 8, 8], "in_channels": 512},
+                        {"vgg_weights": "imagenet"})
+    panel = _panel(model, network=other)
+    result = panel.run(wait=True)
+    assert result.notes and "imagenet" in result.notes[0]
+    assert "trained with the VGG19 weights" in panel.message.value and "\n" not in panel.message.value

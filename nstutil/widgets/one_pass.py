@@ -23,9 +23,9 @@ from torch import nn
 
 from ..adain import DECODER_KIND, Decoder, load_decoder, stylize_arbitrary
 from ..colour import grey, luminance
-from ..device import model_device
 from ..errors import NSTError
 from ..feed_forward import stylize
+from ..images import load_image
 from ..network_file import NetworkFile, load_network
 from ..objective import LossRecord
 from ..transfer import build_objective
@@ -134,30 +134,35 @@ def one_pass(loaded: NetworkFile, cfg: dict, model, *, strength: float = 1.0) ->
     the optimisation would minimise with the same settings (with luminance-only colours it compares luminance
     images, as the optimisation does, so the result's luminance is scored).
     """
-    styles = cfg["style"] if isinstance(cfg["style"], (list, tuple)) else [cfg["style"]]
+    styles = list(cfg["style"]) if isinstance(cfg["style"], (list, tuple)) else [cfg["style"]]
     scored = {k: v for k, v in cfg.items() if k not in _RUN_ONLY}
     colours = cfg.get("preserve_colors")
+    network = loaded.kind == STYLE_NETWORK
+    if network:  # one network, one style: the objective has only that style, unscaled
+        styles = styles[:1]
+        scored.update(style=styles[0])
+        scored.pop("style_blend", None)
+        scored.pop("style_scale", None)
+    # Read the pictures before the clock starts: the time is the pass's, as the optimisation's rate is its own.
+    photo = load_image(cfg["content"], cfg["size"], role="content image")
+    pictures = [] if network else [
+        load_image(s, _style_size(cfg), role="style image" if len(styles) == 1 else f"style image {k + 1}")
+        for k, s in enumerate(styles)]
     with warnings.catch_warnings(record=True) as caught:
         # A decoder trained with other VGG19 weights warns: in a widget that belongs in the message line, not in
         # a stderr box.
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         start = time.perf_counter()
-        if loaded.kind == STYLE_NETWORK:
-            image = stylize(loaded.model, cfg["content"], size=cfg["size"], strength=strength,
-                            preserve_colors=colours)
-            # One network, one style: the objective has only that style, unscaled.
-            scored.update(style=styles[0])
-            scored.pop("style_blend", None)
-            scored.pop("style_scale", None)
+        if network:
+            image = stylize(loaded.model, photo, strength=strength, preserve_colors=colours)
         else:
-            image = stylize_arbitrary(loaded, cfg["content"], list(styles), alpha=strength,
-                                      style_blend=cfg.get("style_blend"), preserve_colors=colours,
-                                      size=cfg["size"], style_size=_style_size(cfg), model=model)
+            image = stylize_arbitrary(loaded, photo, pictures, alpha=strength, style_blend=cfg.get("style_blend"),
+                                      preserve_colors=colours, model=model)
         seconds = time.perf_counter() - start
     objective = build_objective(scored.pop("content"), scored.pop("style"), model=model, **scored)
     loss = objective(grey(luminance(image)) if colours == "luminance" else image)
     settings = dict(cfg, strength=strength, kind=loaded.kind)
-    notes = [str(w.message).splitlines()[0] for w in caught]
+    notes = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)]
     return OnePassResult(image=image, seconds=seconds, loss=loss, kind=loaded.kind, settings=settings, notes=notes)
 
 
