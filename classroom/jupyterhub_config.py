@@ -82,7 +82,7 @@ c.Spawner.notebook_dir = str(HOMES / "{username}")
 c.Spawner.ip = "127.0.0.1"
 # The single-user server from the hub's own Python environment (where nstutil and the requirements are installed).
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
-c.Spawner.default_url = "/lab/tree/lessons/09_playground.ipynb"
+c.Spawner.default_url = "/lab/tree/lessons/12_playground.ipynb"
 c.Spawner.args = ["--ServerApp.terminals_enabled=False"]
 if os.geteuid() == 0:  # a hub started as root (a container): its students' servers run as root too
     c.Spawner.args.append("--allow-root")

@@ -30,7 +30,7 @@ TIMES: Dict[str, Tuple[float, float]] = {
     "06_feature_maps": (8.1, 12),
     "07_layers_keep": (211.8, 507),
     "08_control": (589.7, 1310),
-    "09_playground": (15.8, 37),
+    "12_playground": (15.8, 37),
 }
 
 # The sentence in each "How to run" box that states the time (the blockquote may break it across lines).
@@ -48,8 +48,8 @@ def duration(seconds: float) -> str:
 def box_sentence(lesson: str) -> str:
     """What a lesson's box says, e.g. "It takes **10 s** on an idle 2-core CPU (one core: 16 s)"."""
     idle, one = TIMES[lesson]
-    lead = "about" if lesson == "09_playground" else "It takes"
-    return (f"{lead} **{duration(idle)}**{' in all' if lesson == '09_playground' else ''} on an idle 2-core CPU "
+    lead = "about" if lesson == "12_playground" else "It takes"
+    return (f"{lead} **{duration(idle)}**{' in all' if lesson == '12_playground' else ''} on an idle 2-core CPU "
             f"(one busy core: {duration(one)}; measured, see LESSON_TIMES.md)")
 
 

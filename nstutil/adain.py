@@ -1,6 +1,6 @@
 r"""Arbitrary style in one pass (Huang & Belongie 2017): encode, fuse with AdaIN, decode.
 
-Introduced in lesson 11 (Any style in one pass). Optimisation (lessons 5-9) fits one picture; a style network
+Introduced in lesson 11 (Any style in one pass). Optimisation (lessons 5-8 and the playground) fits one picture; a style network
 (lesson 10) is trained for one style. Huang & Belongie's model takes any style image at run time:
 
 - the **encoder** is VGG19 up to relu4_1, fixed (nstutil's own :class:`~nstutil.VGGFeatures`, any of its weights);

@@ -1,6 +1,6 @@
 """The playground in a real browser: JupyterLab + headless Chromium (Debian's ``chromium``, driven by playwright).
 
-Starts JupyterLab on 127.0.0.1 with a token, serving a temporary copy of notebooks/09_playground.ipynb; opens it,
+Starts JupyterLab on 127.0.0.1 with a token, serving a temporary copy of notebooks/12_playground.ipynb; opens it,
 runs all cells, checks that a preset's α and β survive the rendered sliders, ticks a style layer, presses Run, waits
 until the live preview and the loss plot have changed, presses Stop, checks the run stopped, presses Save twice
 (the second file is numbered), uploads a style image through the file chooser, opens the controls, makes one short
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for browser_jupyter,
 import browser_jupyter as bj  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK = REPO / "notebooks" / "09_playground.ipynb"
+NOTEBOOK = REPO / "notebooks" / "12_playground.ipynb"
 
 _missing = bj.missing_requirements()
 pytestmark = [pytest.mark.skipif(_missing is not None, reason=f"browser test skipped: {_missing}")]

@@ -120,7 +120,7 @@ def test_a_student_logs_in_and_gets_the_course(hub):
     lessons = sorted(p.name for p in (home / "lessons").glob("*.ipynb"))
     exercises = sorted(p.name for p in (home / "exercises").glob("*.ipynb"))
     assert lessons == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-    assert "09_playground.ipynb" in lessons
+    assert "12_playground.ipynb" in lessons
     assert exercises == sorted(p.name for p in (REPO / "notebooks" / "exercises").glob("*.ipynb")) and exercises
 
     code = ("import os, json, torch\n"

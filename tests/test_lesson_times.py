@@ -18,7 +18,10 @@ def _times():
 
 def test_boxes_and_guide_say_the_measured_times():
     times = _times()
-    assert set(times.TIMES) == {p.stem for p in NOTEBOOKS.glob("0*.ipynb")}  # every lesson has its time
+    lessons = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
+    # Every lesson has its time, except the two network lessons: not measured end to end yet (their boxes and the
+    # guide say so).
+    assert set(times.TIMES) == lessons - {"10_feed_forward", "11_any_style"}
     assert times.problems() == []
 
 

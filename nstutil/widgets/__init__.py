@@ -1,4 +1,4 @@
-"""Jupyter widgets for experimenting with neural style transfer (lessons 5, 6 and the playground notebook).
+"""Jupyter widgets for experimenting with neural style transfer (lessons 5, 6 and the playground, lesson 12).
 
 - :class:`LayerChooser` (``chooser.py``) — every VGG19 layer as a content and/or style layer, grouped by block and
   named in both schemes, a weight per chosen layer, α and β as exact numbers beside logarithmic sliders
@@ -11,7 +11,11 @@
   notebooks run by nbval/CI). The optimisation never draws: ``live.py`` draws from its own thread.
 - :class:`FeatureMapExplorer` (``explorer.py``) — an image × a layer → the average feature map, the most active
   channels and the Gram matrix as a heat map.
-- :func:`playground` (``playground.py``) — chooser and run panel together.
+- :class:`OnePassBox` (``one_pass.py``) — the run panel's *Optimise* | *One pass* mode: a trained style network
+  (lesson 10) or AdaIN decoder (lesson 11), given or loaded from its file, styles the content in one pass, timed and
+  scored with the optimisation's own objective.
+- :func:`playground` (``playground.py``) — chooser and run panel together (lesson 12); ``network=`` starts it in
+  one pass.
 
 Everything works with untrained weights (``NSTUTIL_WEIGHTS=random``) and says so visibly.
 Plots are drawn with matplotlib's Agg canvas into PNG bytes shown by ``widgets.Image``: that updates live in
@@ -24,6 +28,7 @@ from .controls import ControlsBox
 from .explorer import FeatureMapExplorer
 from .image_picker import ImagePicker
 from .loss_plot import LossPlot, loss_plot_png
+from .one_pass import OnePassBox
 from .playground import playground
 from .run_panel import RunPanel
 from .weight_slider import WeightSlider
@@ -34,6 +39,7 @@ __all__ = [
     "FeatureMapExplorer",
     "ImagePicker",
     "ControlsBox",
+    "OnePassBox",
     "WeightSlider",
     "LossPlot",
     "playground",

@@ -1,5 +1,5 @@
 """The layer chooser: every VGG19 layer as a content and/or style layer, the weights, the presets, and the
-resulting ``nstutil.style_transfer(...)`` call to paste (lesson 5 and the playground, lesson 9)."""
+resulting ``nstutil.style_transfer(...)`` call to paste (lesson 5 and the playground, lesson 12)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The feature-map explorer: an image and a layer -> the average feature map, the most active channels and the
-Gram matrix as a heat map (lesson 6 and the playground, lesson 9)."""
+Gram matrix as a heat map (lesson 6 and the playground, lesson 12)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ it never covers the curves' ends, and at most a few hundred points per curve.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ._common import figure, figure_png
 
@@ -33,12 +33,17 @@ class LossPlot:
         self.axes.grid(True, which="major", alpha=0.3)
         self.lines = {key: self.axes.plot([], [], color=colour, linewidth=width_, label=key)[0]
                       for key, colour, width_ in _CURVES}
+        # The playground's one-pass result: its total loss as a level across the optimisation's curve.
+        self.reference = self.axes.axhline(1.0, color="tab:red", linestyle="--", linewidth=1.2, visible=False)
         self.placeholder = self.axes.text(0.5, 0.5, "", ha="center", va="center", transform=self.axes.transAxes,
                                           color="#888")
         self._marks: list = []
 
-    def png(self, history: Sequence, *, empty_text: str = "press Run") -> bytes:
-        """PNG bytes of the curves of ``history`` (log scale); ``empty_text`` in the middle when it is empty."""
+    def png(self, history: Sequence, *, empty_text: str = "press Run", reference: Optional[float] = None,
+            reference_label: str = "one pass") -> bytes:
+        """PNG bytes of the curves of ``history`` (log scale); ``empty_text`` in the middle when it is empty.
+        ``reference``: a total loss drawn as a dashed level (the one-pass result against the optimisation's
+        curve), labelled ``reference_label``."""
         ax = self.axes
         step = max(1, math.ceil(len(history) / _MAX_POINTS))
         shown = list(history[::step])
@@ -56,10 +61,19 @@ class LossPlot:
             line.set_marker("o" if len(points) == 1 else "")
             if points:
                 drawn.append(line)
+        shown_reference = reference is not None and reference > 0 and math.isfinite(reference)
+        self.reference.set_visible(shown_reference)
+        if shown_reference:
+            self.reference.set_ydata([reference, reference])
+            self.reference.set_label(reference_label)
         self.placeholder.set_text("" if drawn else empty_text)
-        if drawn:
+        if shown_reference and not drawn:  # no curve to compare with yet: the level alone, around its value
             ax.set_yscale("log")
-            ax.relim()
+            ax.set_ylim(reference / 10, reference * 10)
+            ax.set_xlim(0, 1)
+        elif drawn:
+            ax.set_yscale("log")
+            ax.relim(visible_only=True)  # not the hidden one-pass level
             ax.autoscale(True, axis="y")  # the empty plot fixed the limits
             last = history[-1].evaluation
             # One evaluation would otherwise give an axis from -0.05 to 0.05.
@@ -72,6 +86,8 @@ class LossPlot:
         legend = ax.get_legend()
         if legend is not None:
             legend.remove()
+        if shown_reference:
+            drawn.append(self.reference)
         if drawn:
             ax.legend(handles=drawn, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=len(drawn), fontsize=8,
                       frameon=False, borderaxespad=0.0, handlelength=1.5)

@@ -1,5 +1,6 @@
 """The run panel: Run, Stop, Save, progress, live preview, live loss plot and evaluations per second, around
-:func:`nstutil.style_transfer` (lesson 5 and the playground, lesson 9)."""
+:func:`nstutil.style_transfer` (lesson 5 and the playground, lesson 12), or one pass of a trained network or
+decoder (``one_pass.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..errors import NSTError
 from ..images import load_image, save_image
 from ..threads import use_free_cores
 from ..transfer import OPTIMIZERS as OPTIMIZER_CHOICES
+from ..device import model_device
 from ..vgg import load_vgg19
 from ._common import bundled_images, default_size, default_steps, one_line, png, show_message, weights_html
 from .chooser import LayerChooser
@@ -23,6 +25,7 @@ from .controls import ControlsBox
 from .image_picker import ImagePicker
 from .live import LiveDrawer
 from .loss_plot import LossPlot
+from .one_pass import STYLE_NETWORK, OnePassBox, network_style, style_choices
 
 
 def _count(n: int) -> str:
@@ -101,7 +104,13 @@ class RunPanel(widgets.VBox):
     start image), as in :attr:`TransferResult.history <nstutil.TransferResult>`. Uploaded images are kept in
     ``upload_dir`` (relative to the notebook's folder); Save numbers its files rather than overwrite one. With
     ``download=True`` (a web page: classroom/playground.ipynb under Voila) Save also offers the file as a download
-    link and the *Save as* box is hidden.
+    link and the *Save as* and *Network* boxes are hidden (a network is then only the one given as ``network``).
+
+    ``network``: a trained style network (lesson 10) or AdaIN decoder (lesson 11) — a file's path, a loaded file,
+    or what the training returned — for the *One pass* mode (:mod:`~nstutil.widgets.one_pass`); the panel then
+    starts in that mode (``mode="optimise"`` to start in the other). The *Network* field loads one later. In one
+    pass, Run styles the content at the chosen size with it, shows the time and the loss under the same objective
+    the optimisation reports (and that loss as a level on the last optimisation's curve), and Save saves it.
     """
 
     def __init__(self, chooser: Optional[LayerChooser] = None, *, content=None, style=None,
@@ -109,7 +118,7 @@ class RunPanel(widgets.VBox):
                  weights: Optional[str] = None, model=None, min_redraw_s: float = 0.25,
                  output: Union[str, os.PathLike] = "outputs/playground.png",
                  upload_dir: Union[str, os.PathLike] = "uploads", second_style=None, device=None,
-                 seed: int = 0, download: bool = False) -> None:
+                 seed: int = 0, download: bool = False, network=None, mode: Optional[str] = None) -> None:
         from ..images import DEFAULT_CONTENT, DEFAULT_STYLE
 
         self.chooser = chooser if chooser is not None else LayerChooser()
@@ -144,8 +153,11 @@ class RunPanel(widgets.VBox):
             titles=("Controls (lesson 8): colours, style scale, a second style, coarse-to-fine",))
         self.controls_section.add_class("nst-controls-section")
         self._build_run_controls(output)
+        self.one_pass = OnePassBox(network, mode=mode, device=model_device(self.model), message_widget=self.message)
+        self._optimised: list = []  # the last optimisation's history: the curve a one-pass loss is drawn against
         if download:  # a web page's visitor gets the file in the browser and cannot name a path on the server
             self.save_path.layout.display = "none"
+            self.one_pass.path.layout.display = self.one_pass.load_button.layout.display = "none"
         self._connect()
         self._show_images_start()
         self._update_call()
@@ -153,6 +165,7 @@ class RunPanel(widgets.VBox):
             self.weights_note,
             widgets.HBox([self.content, self.style]),
             widgets.HBox([self.size, self.steps, self.optimizer]),
+            self.one_pass,
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status,
             widgets.HBox([widgets.VBox([self.preview_title, self.preview]),
@@ -164,6 +177,8 @@ class RunPanel(widgets.VBox):
             self.controls_section,
         ])
         self.add_class("nst-run-panel")
+        self.one_pass.on_change(self._mode_changed)
+        self._mode_changed()
 
     # -- building
 
@@ -213,6 +228,7 @@ class RunPanel(widgets.VBox):
         for picker in (self.content, self.style):
             picker.dropdown.observe(lambda _: self._update_call(), names="value")
         self.controls.on_change(self._update_call)
+        self.one_pass.strength.observe(lambda _: self._update_call(), names="value")
         for w in (self.steps, self.size, self.controls.coarse_to_fine):
             w.observe(lambda _: self._budget_changed(), names="value")
 
@@ -238,7 +254,8 @@ class RunPanel(widgets.VBox):
         """Start a run with the current settings (``overrides`` replace single keyword arguments).
 
         ``wait=False``: in a background thread; returns the thread. ``wait=True``: here; returns the result
-        (or None when the settings were refused; the message says why).
+        (or None when the settings were refused; the message says why): a :class:`~nstutil.TransferResult`, or in
+        *One pass* mode a :class:`~nstutil.widgets.one_pass.OnePassResult`.
         """
         with self._lock:
             if self._running:
@@ -253,11 +270,12 @@ class RunPanel(widgets.VBox):
         kwargs = self.config()
         kwargs.update(overrides)
         use_free_cores()  # set here, in the kernel's thread: the run's thread takes PyTorch's setting from it
+        work = self._work_one_pass if self.one_pass.active else self._work
         self._start_ui(kwargs)
         if wait:
-            self._work(kwargs)
+            work(kwargs)
             return self.result
-        self._thread = threading.Thread(target=self._work, args=(kwargs,), name="nstutil-run", daemon=True)
+        self._thread = threading.Thread(target=work, args=(kwargs,), name="nstutil-run", daemon=True)
         self._thread.start()
         return self._thread
 
@@ -305,13 +323,16 @@ class RunPanel(widgets.VBox):
     # -- the run
 
     def _start_ui(self, kwargs: dict) -> None:
+        one = self.one_pass.active
         self.run_button.disabled = True
-        self.stop_button.disabled = False
+        self.stop_button.disabled = one  # one pass is over before a click could arrive
         self.save_button.disabled = True
         self._show_budget(self._budget(kwargs))
         self.progress.bar_style = "info"
-        self.status.value = "Starting…"
-        self.plot.value = self._loss_plot.png([], empty_text="starting…")
+        self.status.value = "Styling in one pass…" if one else "Starting…"
+        self.preview_title.value = "<b>Preview</b>" + self._random_tag()
+        if not one:
+            self.plot.value = self._loss_plot.png([], empty_text="starting…")
         show_message(self.message, "")
 
     def _work(self, kwargs: dict) -> None:
@@ -359,6 +380,7 @@ class RunPanel(widgets.VBox):
             self.plot.value = self._loss_plot.png([], empty_text="no run")
             return
         self.history = result.history
+        self._optimised = result.history
         self.best_image = result.image
         self._draw(result.image, self.history)
         self.save_button.disabled = False
@@ -371,6 +393,44 @@ class RunPanel(widgets.VBox):
             "no evaluation finished (the start image is shown)"
         self.status.value = (f"<b>{_REASONS.get(result.stop_reason, result.stop_reason)}</b> after "
                              f"{_count(done)} ({_numbered(done)}){rate} · {best}{_stage_note(kwargs, result)}")
+
+    def _work_one_pass(self, kwargs: dict) -> None:
+        """Style in one pass (:meth:`OnePassBox.run`), then show the image, its time and its loss."""
+        try:
+            self.result = self.one_pass.run(kwargs, self.model)
+        except Exception as exc:  # noqa: BLE001 - one line, as for an optimisation run
+            self.error = exc
+            show_message(self.message, f"Run failed: {one_line(exc)}", "error")
+        finally:
+            try:
+                self._finish_one_pass()
+            finally:
+                with self._lock:
+                    self._running = False
+
+    def _finish_one_pass(self) -> None:
+        self.run_button.disabled = False
+        result = self.result
+        if result is None:
+            self.progress.bar_style = "danger"
+            self.status.value = "Run failed."
+            return
+        self.best_image = result.image
+        self.preview.value = png(result.image)
+        self.preview_updates += 1
+        loss = result.loss.total
+        # Two lines: the preview is 256 px wide, and the title must not push the loss plot aside.
+        self.preview_title.value = (f"<b>One pass</b>{self._random_tag()}<br>{result.seconds:.3f} s · loss {loss:.4g}")
+        self.plot.value = self._loss_plot.png(self._optimised, reference=loss, reference_label=f"one pass {loss:.3g}",
+                                              empty_text="Run in Optimise mode to compare")
+        self.plot_updates += 1
+        self.progress.value = self.progress.max = 1
+        self.progress.description = "1 pass"
+        self.progress.bar_style = "success"
+        self.save_button.disabled = False
+        self.status.value = self.one_pass.status_html(result)
+        if result.notes:
+            show_message(self.message, result.notes[0], "info")
 
     def _draw(self, image, history) -> None:
         if image is not None:
@@ -386,10 +446,36 @@ class RunPanel(widgets.VBox):
         name = str(getattr(self.model, "weights_name", ""))
         return " <span style='color:#b00020'>(random weights)</span>" if name.startswith("random") else ""
 
-    @staticmethod
-    def _budget(kwargs: dict) -> int:
-        """The evaluations a run with these arguments makes: ``steps`` at each coarse-to-fine size."""
+    def _budget(self, kwargs: dict) -> int:
+        """The evaluations a run with these arguments makes: ``steps`` at each coarse-to-fine size (one pass: 1)."""
+        if self.one_pass.active:
+            return 1
         return int(kwargs["steps"]) * len(kwargs.get("scales") or [None])
+
+    def _mode_changed(self) -> None:
+        """One pass greys out what only optimisation uses; a style network's own style is chosen and fixed."""
+        one = self.one_pass.active
+        for w in (self.steps, self.optimizer, self.controls.coarse_to_fine):
+            w.disabled = one
+        own = None
+        if one and self.one_pass.kind == STYLE_NETWORK:
+            own = network_style(self.one_pass.loaded, style_choices(self.style))
+            if own is None:  # the student can still upload it; the loss is measured against the chosen style
+                name = self.one_pass.loaded.meta.get("style") or "its style"
+                show_message(self.message, f"The network was trained for {name}, which is not among the style "
+                             f"images: upload it, or the loss is measured against the chosen style", "info")
+            else:
+                self.style.dropdown.value = own
+        fixed = own is not None
+        for w in (self.style.dropdown, self.style.upload):
+            w.disabled = fixed
+        # One network, one style: the second style and the style scale would change nothing.
+        single = one and self.one_pass.kind == STYLE_NETWORK
+        for w in (self.controls.use_second, self.controls.style_scale):
+            w.disabled = single
+        self.style.dropdown.tooltip = "the network's own style" if fixed else None
+        self._budget_changed()
+        self._update_call()
 
     def _budget_changed(self) -> None:
         """Between runs the bar shows the next run's budget: 0 of the evaluations it will make."""
@@ -412,6 +498,7 @@ class RunPanel(widgets.VBox):
         style = self.style.source()
         if self.controls.use_second.value:
             style = f"[{style}, {self.controls.second.source()}]"
+        self.one_pass.show_code(self.config(), self.content.source(), style)
         self.chooser.set_call_context(content=self.content.source(), style=style, steps=int(self.steps.value),
                                       size=int(self.size.value), optimizer=self.optimizer.value,
                                       **self.controls.config(int(self.size.value)))
