@@ -16,7 +16,7 @@ What is measured (every figure is a loss or a time; random VGG19 weights are fin
    is measured, off the training clock. Reported: the training time to each level (target: the 50-evaluation level
    within 20 minutes at 128 px on the 2-core CPU). ``--plot`` draws held-out loss against training time with the
    levels as lines.
-3. **Speed.** One pass of the network at each of ``--pass-sizes`` (longer side; the median of 3 after a warm-up)
+3. **Speed.** One pass of the network at each of ``--pass-sizes`` (longer side; the fastest of 5 after a warm-up)
    against one optimisation evaluation (forward and backward through VGG19) at the same size, and, at the first
    size, a whole L-BFGS run until it reaches the network's loss there (target: 1024 px in under 2 s on the 2-core
    CPU). Johnson et al.'s Table 1 (Titan X): 0.015 s against 9.52 s for 300 iterations at 256 px.
@@ -44,7 +44,7 @@ import nstutil  # noqa: E402
 from nstutil.feed_forward import held_out_loss, stylize  # noqa: E402
 from nstutil.photos import PhotoCrops, find_photos  # noqa: E402
 from nstutil.training import train  # noqa: E402
-from nstutil.transformer_net import TransformerNet  # noqa: E402
+from nstutil.transformer_net import WIDTHS, TransformerNet  # noqa: E402
 
 
 def _peak_memory_of(fn, device: torch.device) -> float:
@@ -80,7 +80,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _median_time(fn, device: torch.device, repeats: int = 3) -> float:
+def _fastest_time(fn, device: torch.device, repeats: int = 5) -> float:
+    """The fastest of ``repeats`` runs after a warm-up: on a shared machine, the run no other process slowed."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -89,7 +90,7 @@ def _median_time(fn, device: torch.device, repeats: int = 3) -> float:
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def optimisation_levels(photos, style, model, levels):
@@ -111,7 +112,7 @@ def training_curve(loss, model, training, held_out, args, device):
     """Train until ``--minutes`` of training time, measuring the held-out loss every ``--eval-every`` seconds."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
-        net = TransformerNet().to(device)
+        net = TransformerNet(args.network).to(device)
     crops = PhotoCrops(training, args.size, seed=args.seed)
     held = [p.to(device) for p in held_out]
     curve = [(0.0, 0, _held_out(net, loss, held))]
@@ -148,6 +149,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pass-sizes", default="256,512,1024", help="longer sides for the speed table")
     parser.add_argument("--weights", default="random:0", help="VGG19 weights (default random:0)")
     parser.add_argument("--style", default="mosaic")
+    parser.add_argument("--network", default="johnson", choices=sorted(WIDTHS), help="the network's widths")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="write the figures here")
@@ -164,14 +166,15 @@ def main(argv=None) -> int:
     held_out = [nstutil.load_image(p, args.size) for p in kept_out]
     # Memory first, while the process holds little: later runs leave freed memory that the allocator reuses.
     # The network's weights do not change its memory, so an untrained one serves.
-    memory_net = TransformerNet().to(device)
+    memory_net = TransformerNet(args.network).to(device)
     batch = PhotoCrops(training, 256, seed=0).batch(0, 4).to(device)
     train_loss = nstutil.PerceptualLoss(style_path, model=model, style_size=256)
     memory_train = _peak_memory_of(lambda: train_loss(memory_net(batch), batch).total.backward(), device)
     big = nstutil.load_image(nstutil.DEFAULT_CONTENT, pass_sizes[-1]).to(device)
     memory_style = _peak_memory_of(lambda: stylize(memory_net, big), device)
     del memory_net, batch, train_loss, big
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
+    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}, "
+               f"{args.network} network")
     print(f"{machine}; {args.weights} weights; {args.size} px; held out: {', '.join(p.name for p in kept_out)}")
     print(f"peak memory: a training step at 256 px, batch 4: {memory_train:.0f} MiB; styling at "
           f"{pass_sizes[-1]} px: {memory_style:.0f} MiB")
@@ -194,7 +197,7 @@ def main(argv=None) -> int:
     speed = []
     for k, side in enumerate(pass_sizes):
         photo = nstutil.load_image(nstutil.DEFAULT_CONTENT, side).to(device)
-        pass_s = _median_time(lambda: stylize(net, photo), device)
+        pass_s = _fastest_time(lambda: stylize(net, photo), device)
         side_loss = nstutil.PerceptualLoss(style_path, model=model, style_size=side)
         image = photo.clone().requires_grad_(True)
 
@@ -202,7 +205,7 @@ def main(argv=None) -> int:
             image.grad = None
             side_loss(image, photo).total.backward()
 
-        eval_s = _median_time(evaluation, device, repeats=2)
+        eval_s = _fastest_time(evaluation, device, repeats=2)
         row = {"px": side, "pass_s": pass_s, "evaluation_s": eval_s}
         if k == 0:
             target = side_loss(stylize(net, photo).to(device), photo).total.item()

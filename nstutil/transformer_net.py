@@ -22,21 +22,31 @@ the network pads the input (by reflection) to a multiple of 4 and crops the outp
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple, Union
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from .errors import NSTError
+from .fast import convolve_to_few_channels, upsample_convolve
 
-__all__ = ["TransformerNet", "ResidualBlock", "ConvLayer", "UpsampleConv", "NORMS", "UPSAMPLES", "MIN_SIDE"]
+__all__ = ["TransformerNet", "ResidualBlock", "ConvLayer", "UpsampleConv", "OutputLayer", "NORMS", "UPSAMPLES",
+           "WIDTHS", "MIN_SIDE"]
 
 NORMS = ("instance", "batch", "none")
 UPSAMPLES = ("nearest", "transposed")
+# The widths of the three levels by name: the paper's, and half of them ("light": a quarter of the multiplications,
+# for styling large photos on a laptop's CPU; benchmarks/README.md measures what it costs in loss).
+WIDTHS = {"johnson": (32, 64, 128), "light": (16, 32, 64)}
 # Two halvings leave a quarter of the side; a 3×3 reflection pad there needs at least 2 pixels.
 MIN_SIDE = 8
 _MULTIPLE = 4
+
+
+def _relu() -> nn.Module:
+    # In place: nothing reads the normalised map after its ReLU, and a 1024 px photo's maps are 100 MB each.
+    return nn.ReLU(inplace=True)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -55,6 +65,14 @@ class ConvLayer(nn.Sequential):
         super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_channels, out_channels, kernel, stride))
 
 
+class OutputLayer(ConvLayer):
+    """The last layer, to RGB: a :class:`ConvLayer` computed column by column, which is faster for 3 channels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padding, conv = self
+        return convolve_to_few_channels(padding(x), conv)
+
+
 class ResidualBlock(nn.Module):
     """Two 3×3 convolutions with normalisation, a ReLU between, added to the input (He et al. 2016).
 
@@ -64,7 +82,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, norm: str = "instance") -> None:
         super().__init__()
-        self.body = nn.Sequential(ConvLayer(channels, channels, 3), _norm(norm, channels), nn.ReLU(),
+        self.body = nn.Sequential(ConvLayer(channels, channels, 3), _norm(norm, channels), _relu(),
                                   ConvLayer(channels, channels, 3), _norm(norm, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +104,8 @@ class UpsampleConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample == "nearest":
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            # = self.conv(F.interpolate(x, scale_factor=2, mode="nearest")), at the small size (see fast.py).
+            return upsample_convolve(x, self.conv[1])
         return self.conv(x)
 
 
@@ -94,18 +113,22 @@ class TransformerNet(nn.Module):
     """Johnson et al.'s image transformation network (see the module docstring): B×3×H×W in [0, 1] in, the same
     size out.
 
-    ``channels`` are the widths of the three levels (32, 64, 128 in the paper), ``blocks`` the number of residual
-    blocks (5), ``norm`` one of ``"instance"`` (default), ``"batch"``, ``"none"`` and ``upsample`` one of
-    ``"nearest"`` (default) or ``"transposed"``. :attr:`config` holds these, so a network file can rebuild it.
+    ``channels`` are the widths of the three levels (32, 64, 128 in the paper) or a name in :data:`WIDTHS`
+    (``"johnson"``, ``"light"``), ``blocks`` the number of residual blocks (5), ``norm`` one of ``"instance"``
+    (default), ``"batch"``, ``"none"`` and ``upsample`` one of ``"nearest"`` (default) or ``"transposed"``. :attr:`config` holds these, so a network file can rebuild it.
     """
 
-    def __init__(self, channels: tuple = (32, 64, 128), blocks: int = 5, norm: str = "instance",
-                 upsample: str = "nearest") -> None:
+    def __init__(self, channels: Union[str, Tuple[int, int, int]] = WIDTHS["johnson"], blocks: int = 5,
+                 norm: str = "instance", upsample: str = "nearest") -> None:
         super().__init__()
         if norm not in NORMS:
             raise NSTError(f"norm {norm!r} is not known: use one of {', '.join(NORMS)}")
         if upsample not in UPSAMPLES:
             raise NSTError(f"upsample {upsample!r} is not known: use one of {', '.join(UPSAMPLES)}")
+        if isinstance(channels, str):
+            if channels not in WIDTHS:
+                raise NSTError(f"network {channels!r} is not known: use one of {', '.join(WIDTHS)}")
+            channels = WIDTHS[channels]
         channels = tuple(int(c) for c in channels)
         if len(channels) != 3 or min(channels) < 1:
             raise NSTError(f"channels {channels!r}: give three positive widths, such as (32, 64, 128)")
@@ -115,15 +138,15 @@ class TransformerNet(nn.Module):
         self.config: Dict[str, object] = {"channels": list(channels), "blocks": int(blocks), "norm": norm,
                                           "upsample": upsample}
         self.down = nn.Sequential(
-            ConvLayer(3, c1, 9), _norm(norm, c1), nn.ReLU(),
-            ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2), nn.ReLU(),
-            ConvLayer(c2, c3, 3, stride=2), _norm(norm, c3), nn.ReLU(),
+            ConvLayer(3, c1, 9), _norm(norm, c1), _relu(),
+            ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2), _relu(),
+            ConvLayer(c2, c3, 3, stride=2), _norm(norm, c3), _relu(),
         )
         self.residuals = nn.Sequential(*(ResidualBlock(c3, norm) for _ in range(int(blocks))))
         self.up = nn.Sequential(
-            UpsampleConv(c3, c2, upsample), _norm(norm, c2), nn.ReLU(),
-            UpsampleConv(c2, c1, upsample), _norm(norm, c1), nn.ReLU(),
-            ConvLayer(c1, 3, 9),
+            UpsampleConv(c3, c2, upsample), _norm(norm, c2), _relu(),
+            UpsampleConv(c2, c1, upsample), _norm(norm, c1), _relu(),
+            OutputLayer(c1, 3, 9),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -135,3 +135,15 @@ def test_sigterm_stops_training_and_writes_the_checkpoint_and_the_network(tmp_pa
     assert "stopped by SIGTERM" in err
     saved = torch.load(out, weights_only=True)
     assert saved["meta"]["steps"] == torch.load(out.parent / "m.net.pth.ckpt", weights_only=True)["step"] >= 1
+
+
+def test_a_light_network_is_half_as_wide_and_styles_from_its_file(tmp_path, capsys):
+    out = tmp_path / "light.net.pth"
+    assert main(["train", "--size", "16", "--steps", "1", "--batch", "1", "--network", "light", "-o", str(out),
+                 "-q"]) == 0
+    saved = torch.load(out, weights_only=True)
+    assert saved["meta"]["network"]["channels"] == [16, 32, 64]
+    assert main(["stylize", "--net", str(out), "chelsea", "--size", "24", "-o", str(tmp_path / "cat.png")]) == 0
+    assert load_image(tmp_path / "cat.png").shape[-1] == 24
+    assert main(["train", "--arbitrary", "--network", "light", "--steps", "1", "-o", str(tmp_path / "d.pth")]) == 2
+    assert "leave out --network" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nstutil import NSTError
+from nstutil.fast import convolve_to_few_channels, upsample_convolve
 from nstutil.transformer_net import MIN_SIDE, ResidualBlock, TransformerNet, UpsampleConv
 
 
@@ -86,3 +87,49 @@ def test_transposed_convolution_leaves_a_checkerboard_upsampling_does_not():
             assert inner[0, 0] != inner[0, 1]
     assert spreads["nearest"] == 0.0
     assert spreads["transposed"] > 1.0
+
+
+@pytest.mark.parametrize("height, width", [(5, 7), (1, 1), (8, 3)])
+def test_upsampling_at_the_small_size_equals_upsample_then_convolve(height, width):
+    """fast.upsample_convolve (four 2×2 kernels at the small size) gives the picture and gradients of the plain
+    'nearest ×2, reflection pad, 3×3 convolution' to float64 rounding."""
+    torch.manual_seed(0)
+    layer = UpsampleConv(4, 6).double()
+    x = torch.randn(2, 4, height, width, dtype=torch.float64, requires_grad=True)
+    plain = layer.conv(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    fast = layer(x)
+    assert fast.shape == plain.shape == (2, 6, 2 * height, 2 * width)
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-12)
+    direction = torch.randn_like(plain)
+    inputs = [x, layer.conv[1].weight, layer.conv[1].bias]
+    for got, expected in zip(torch.autograd.grad(fast, inputs, direction),
+                             torch.autograd.grad(plain, inputs, direction)):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_upsample_convolve_refuses_a_convolution_it_cannot_fold():
+    with pytest.raises(NSTError, match="3×3 convolution with stride 1"):
+        upsample_convolve(torch.zeros(1, 2, 4, 4), torch.nn.Conv2d(2, 2, 3, padding=1))
+
+
+def test_the_light_network_is_the_paper_layout_at_half_the_widths():
+    light, paper = TransformerNet("light"), TransformerNet()
+    assert light.config["channels"] == [16, 32, 64] and paper.config["channels"] == [32, 64, 128]
+    assert [type(m) for m in light.modules()] == [type(m) for m in paper.modules()]
+    with pytest.raises(NSTError, match="network 'tiny' is not known: use one of johnson, light"):
+        TransformerNet("tiny")
+
+
+def test_the_last_layer_by_columns_equals_the_plain_convolution():
+    """fast.convolve_to_few_channels (k×1 convolutions shifted and added) = the 9×9 convolution, values and
+    gradients, float64."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 3, 9).double()
+    x = torch.randn(2, 5, 20, 17, dtype=torch.float64, requires_grad=True)
+    plain, by_columns = conv(x), convolve_to_few_channels(x, conv)
+    torch.testing.assert_close(by_columns, plain, rtol=0, atol=1e-12)
+    direction = torch.randn_like(plain)
+    inputs = [x, conv.weight, conv.bias]
+    for got, expected in zip(torch.autograd.grad(by_columns, inputs, direction),
+                             torch.autograd.grad(plain, inputs, direction)):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
