@@ -104,13 +104,16 @@ def test_tutorial_preset_is_the_tutorial(torchvision_vgg19, images, at):
 
 # --- d2l ------------------------------------------------------------------------------------------------------------
 
-def d2l_reference(features, content, style, image):
-    """d2l's code in plain torch: ``net`` = features[0..28] (torchvision's ReLUs in place), ``extract_features``
-    keeping indices 0, 5, 10, 19, 28 (style) and 25 (content), its three losses on the normalised image."""
+D2L_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+D2L_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def d2l_loss_fn(features, content, style):
+    """d2l's ``compute_loss`` in plain torch, as a function of the *normalised* image X (its ``SynthesizedImage``):
+    ``net`` = features[0..28] (torchvision's ReLUs in place), ``extract_features`` keeping indices 0, 5, 10, 19, 28
+    (style) and 25 (content), its three losses; returns X -> (total, [contents_l], [styles_l], tv_l)."""
     net = torch.nn.Sequential(*[copy.deepcopy(features[i]) for i in range(29)])
     assert all(m.inplace for m in net if isinstance(m, torch.nn.ReLU))  # torchvision's, as d2l uses them
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     style_idx, content_idx = [0, 5, 10, 19, 28], [25]
 
     def extract(x):
@@ -132,15 +135,44 @@ def d2l_reference(features, content, style, image):
         return 0.5 * ((y[:, :, 1:, :] - y[:, :, :-1, :]).abs().mean() + (y[:, :, :, 1:] - y[:, :, :, :-1]).abs().mean())
 
     with torch.no_grad():
-        contents_y, _ = extract((content - mean) / std)
-        _, styles_y = extract((style - mean) / std)
+        contents_y, _ = extract((content - D2L_MEAN) / D2L_STD)
+        _, styles_y = extract((style - D2L_MEAN) / D2L_STD)
         styles_gram = [gram(y) for y in styles_y]
-        x = (image - mean) / std
+
+    def compute_loss(x):
         contents_hat, styles_hat = extract(x)
-    contents_l = [(a - b).square().mean() * 1 for a, b in zip(contents_hat, contents_y)]
-    styles_l = [(gram(a) - g).square().mean() * 1e4 for a, g in zip(styles_hat, styles_gram)]
-    tv_l = tv(x) * 10
-    return sum(styles_l + contents_l + [tv_l]), contents_l, styles_l, tv_l
+        contents_l = [(a - b).square().mean() * 1 for a, b in zip(contents_hat, contents_y)]
+        styles_l = [(gram(a) - g).square().mean() * 1e4 for a, g in zip(styles_hat, styles_gram)]
+        tv_l = tv(x) * 10
+        return sum(styles_l + contents_l + [tv_l]), contents_l, styles_l, tv_l
+
+    return compute_loss
+
+
+def d2l_reference(features, content, style, image):
+    """d2l's losses of ``image`` (in [0, 1]; d2l scores its normalised version)."""
+    with torch.no_grad():
+        return d2l_loss_fn(features, content, style)((image - D2L_MEAN) / D2L_STD)
+
+
+def d2l_training_loop(features, content, style, epochs, lr=0.3):
+    """d2l's ``train`` in plain torch: X starts as the normalised content and is the parameter; Adam (lr 0.3),
+    StepLR(50, 0.8) stepped after every epoch; returns each epoch's loss (computed before its step) and the
+    learning rate each epoch's step used."""
+    compute_loss = d2l_loss_fn(features, content, style)
+    x = torch.nn.Parameter(((content - D2L_MEAN) / D2L_STD).clone())
+    trainer = torch.optim.Adam([x], lr=lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(trainer, 50, 0.8)
+    losses, rates = [], []
+    for _ in range(epochs):
+        trainer.zero_grad()
+        total, _, _, _ = compute_loss(x)
+        total.backward()
+        losses.append(total.item())
+        rates.append(trainer.param_groups[0]["lr"])
+        trainer.step()
+        scheduler.step()
+    return losses, rates
 
 
 @pytest.mark.parametrize("at", ["start", "elsewhere"])
@@ -155,6 +187,56 @@ def test_d2l_preset_is_d2l_code_as_published(torchvision_vgg19, images, at):
     preset = nstutil.get_preset("d2l")
     for name, value in zip(preset.style_layers, styles_l):
         assert close(preset.style_weight * record.style_layers[name], value), name
+
+
+def test_d2l_preset_runs_d2ls_adam_loop(torchvision_vgg19):
+    """style_transfer(preset="d2l") is d2l's training loop: Adam with lr 0.3 on the normalised image itself gives
+    the same loss at each of the first 20 steps (1e-5 relative). Later the two runs part by float rounding alone:
+    Adam divides each gradient by its own size, so a pixel whose gradient is near 0 takes a full step whichever sign
+    rounding gives it (here from step 28, at about 2e-4)."""
+    from conftest import smooth_image
+
+    content, style = smooth_image(32, 32, seed=21), smooth_image(32, 32, seed=22)
+    losses, _ = d2l_training_loop(torchvision_vgg19.features, content, style, 20)
+    result = nstutil.style_transfer(content, style, preset="d2l", steps=20, progress=False,
+                                    model=nst_model(torchvision_vgg19))
+    ours = [record.total for record in result.history]
+    assert (result.settings["optimizer"], result.settings["lr"], result.settings["parametrisation"]) == (
+        "adam", 0.3, "network_input")
+    assert len(ours) == 20
+    for k in range(20):
+        assert close(ours[k], losses[k]), (k, ours[k], losses[k])
+    assert ours[-1] < 0.5 * ours[0]  # it did optimise
+
+
+def test_d2l_preset_decays_the_learning_rate_at_step_50_as_steplr(torchvision_vgg19):
+    """d2l's StepLR(50, 0.8) makes step 50 (the 51st) the first at 0.24; the preset's run is the undecayed run up
+    to the image that step 50 is taken from, and differs from the next one on."""
+    from conftest import smooth_image
+
+    content, style = smooth_image(32, 32, seed=21), smooth_image(32, 32, seed=22)
+    _, rates = d2l_training_loop(torchvision_vgg19.features, content, style, 52)
+    assert rates[49] == 0.3 and math.isclose(rates[50], 0.24) and math.isclose(rates[51], 0.24)
+    kw = dict(preset="d2l", steps=52, progress=False, model=nst_model(torchvision_vgg19))
+    d2l = [r.total for r in nstutil.style_transfer(content, style, **kw).history]
+    flat = [r.total for r in nstutil.style_transfer(content, style, lr_decay_every=0, **kw).history]
+    assert d2l[:51] == flat[:51]
+    assert d2l[51] != flat[51]
+
+
+def test_choosing_lbfgs_drops_the_presets_adam_settings():
+    recipe = nstutil.resolve_recipe("d2l", optimizer="lbfgs")
+    assert (recipe.optimizer, recipe.lr, recipe.lr_decay, recipe.lr_decay_every) == ("lbfgs", None, 1.0, 0)
+    assert recipe.parametrisation == "network_input"  # what is optimised is not the optimiser's setting
+    assert nstutil.resolve_recipe("d2l", optimizer="adam", lr=0.1).lr_decay_every == 50
+    with pytest.raises(nstutil.NSTError, match="schedule Adam's learning rate"):
+        nstutil.resolve_recipe("d2l", optimizer="lbfgs", lr_decay_every=50, lr_decay=0.8)
+    with pytest.raises(nstutil.NSTError, match="parametrisation 'pixels' is not known"):
+        nstutil.resolve_recipe("tutorial", parametrisation="pixels")
+    with pytest.raises(nstutil.NSTError, match="lr_decay is 0"):
+        nstutil.resolve_recipe("d2l", lr_decay=0)
+    with pytest.raises(nstutil.NSTError, match="lr_decay_every is -1"):
+        nstutil.resolve_recipe("d2l", lr_decay_every=-1)
 
 
 def test_d2l_reads_relu_outputs_not_the_conv_outputs_its_text_names(torchvision_vgg19, images):
