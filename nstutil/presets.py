@@ -101,10 +101,14 @@ PRESETS: Dict[str, Preset] = {
     ),
     "jcjohnson": Preset(
         name="jcjohnson",
-        description="jcjohnson/neural-style: content relu4_2, style relu1_1..relu5_1, content weight 5, style "
-                    "weight 100, total variation 1e-3; Gram / (C H W) with mean-squared errors, which is the "
-                    "'tutorial' convention for one image. Its weights were tuned for the Caffe VGG19 "
-                    "(weights='caffe').",
+        description="jcjohnson/neural-style's defaults: content relu4_2, style relu1_1..relu5_1, content weight 5, "
+                    "style weight 100; Gram / (C H W) with mean-squared errors, which is the 'tutorial' convention "
+                    "for one image. Its weights were tuned for the Caffe VGG19 (weights='caffe'). Two things "
+                    "differ from its code: its total variation (weight 1e-3) is 1/2 the sum of squared neighbour "
+                    "differences of its 0-256 Caffe image, about 1e5 x H x W times nstutil's mean on the [0, 1] "
+                    "image, so tv_weight 1e-3 here is a far weaker term; and its -init random starts from the "
+                    "ImageNet mean colour plus Gaussian noise of standard deviation 0.001 in those units (an almost "
+                    "flat image), where nstutil's 'noise' is uniform in [0, 1].",
         content_layers={"relu4_2": 1.0},
         style_layers={name: 1.0 for name in GATYS_STYLE_LAYERS},
         content_weight=5.0,

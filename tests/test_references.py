@@ -386,3 +386,67 @@ def test_tv_settings_are_checked_with_one_clear_line():
         nstutil.resolve_recipe("d2l", tv_p=0)
     with pytest.raises(nstutil.NSTError, match="tv_p"):
         nstutil.resolve_recipe("d2l", tv_p=float("nan"))
+
+
+# --- jcjohnson/neural-style (neural_style.lua): what its code does where nstutil's jcjohnson preset differs ----------
+
+JCJ_MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(3, 1, 1)   # its preprocess: BGR, × 256, minus this
+
+
+def jcjohnson_tv_gradient(x, strength=1.0):
+    """``nn.TVLoss:updateGradInput`` of neural_style.lua in torch (its TV has no forward value, only this gradient),
+    on a C×H×W Caffe-preprocessed image."""
+    grad = torch.zeros_like(x)
+    x_diff = x[:, :-1, :-1] - x[:, :-1, 1:]
+    y_diff = x[:, :-1, :-1] - x[:, 1:, :-1]
+    grad[:, :-1, :-1] += x_diff + y_diff
+    grad[:, :-1, 1:] -= x_diff
+    grad[:, 1:, :-1] -= y_diff
+    return grad * strength
+
+
+def test_jcjohnsons_tv_is_half_the_sum_of_squares_on_its_caffe_image(make_image):
+    """Its gradient is that of ½ Σ (dx² + dy²) over the (H−1)×(W−1) corner, in 0–256 units: about 1e5 × H × W times
+    nstutil's TV of the [0, 1] image, so the jcjohnson preset's tv_weight 1e-3 is not its code's term."""
+    rgb = make_image(24, 32, seed=7)[0].double()
+    caffe = (rgb[[2, 1, 0]] * 256 - JCJ_MEAN_BGR.double()).requires_grad_(True)
+    half_sum = 0.5 * ((caffe[:, :-1, :-1] - caffe[:, :-1, 1:]) ** 2 + (caffe[:, :-1, :-1] - caffe[:, 1:, :-1]) ** 2).sum()
+    half_sum.backward()
+    assert torch.allclose(caffe.grad, jcjohnson_tv_gradient(caffe.detach()), rtol=1e-12, atol=1e-9)
+    ratio = half_sum.item() / nstutil.total_variation_loss(rgb[None]).item()
+    h, w = rgb.shape[-2:]
+    assert 0.85 < ratio / (0.5 * 256 ** 2 * 3 * h * w) < 1.0   # edges aside, ½·256²·3·H·W ≈ 1e5·H·W
+
+
+def test_jcjohnsons_random_start_is_an_almost_flat_mean_colour(make_image):
+    """``-init random``: randn × 0.001 in its Caffe units, deprocessed — the ImageNet mean colour to 1e-4; nstutil's
+    init='noise' is uniform in [0, 1] (standard deviation 1/√12 ≈ 0.29), a different start."""
+    torch.manual_seed(0)
+    caffe = torch.randn(3, 32, 32, dtype=torch.float64) * 0.001
+    rgb = ((caffe + JCJ_MEAN_BGR.double()) / 256.0)[[2, 1, 0]]
+    assert (rgb - torch.tensor([123.68, 116.779, 103.939]).double().view(3, 1, 1) / 256).abs().max() < 1e-4
+    assert nstutil.get_preset("jcjohnson").init == "noise"
+    start = nstutil.style_transfer(make_image(32, 32), None, preset="jcjohnson", steps=1, intermediate_every=1,
+                                   content_layers=["relu1_1"], style_layers=[], progress=False,
+                                   model=nstutil.load_vgg19("random")).intermediates[0][1]
+    assert abs(start.std().item() - 1 / math.sqrt(12)) < 0.02
+
+
+# --- AdaIN: Huang & Belongie's eq. 8, and naoto0804/pytorch-AdaIN's calc_mean_std ----------------------------------
+
+def test_adain_is_eq8_with_population_deviations_and_matches_the_reference_code(make_image):
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(2, 8, 6, 5, generator=g) * 2 + 1, torch.randn(2, 8, 6, 5, generator=g) * 0.5 - 2
+    eps = 1e-5
+
+    def stats(f, unbiased):
+        flat = f.flatten(2)
+        return flat.mean(2)[..., None, None], (flat.var(2, unbiased=unbiased) + eps).sqrt()[..., None, None]
+
+    def eq8(unbiased):
+        (mx, sx), (my, sy) = stats(x, unbiased), stats(y, unbiased)
+        return sy * (x - mx) / sx + my
+
+    ours = nstutil.adain(x, y)
+    assert torch.allclose(ours, eq8(unbiased=False), rtol=1e-5, atol=1e-5)   # the paper's σ (÷ HW), ε inside √
+    assert torch.allclose(ours, eq8(unbiased=True), rtol=1e-3, atol=1e-3)    # the reference code's (÷ HW − 1)
