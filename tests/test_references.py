@@ -450,3 +450,57 @@ def test_adain_is_eq8_with_population_deviations_and_matches_the_reference_code(
     ours = nstutil.adain(x, y)
     assert torch.allclose(ours, eq8(unbiased=False), rtol=1e-5, atol=1e-5)   # the paper's σ (÷ HW), ε inside √
     assert torch.allclose(ours, eq8(unbiased=True), rtol=1e-3, atol=1e-3)    # the reference code's (÷ HW − 1)
+
+
+# --- leongatys/NeuralImageSynthesis (ExampleNotebooks/ColourControl.ipynb): colour control -------------------------
+
+def gatys_match_color(target_img, source_img, mode, eps=1e-5):
+    """The notebook's ``match_color`` in NumPy (H×W×3 float images), before its final clamp to [0, 1]."""
+    def centred_cov(img):
+        mu = img.mean(0).mean(0)
+        x = (img - mu).transpose(2, 0, 1).reshape(3, -1)
+        return mu, x, x @ x.T / x.shape[1] + eps * np.eye(3)
+
+    def sqrt_sym(c):
+        values, vectors = np.linalg.eigh(c)
+        return vectors @ np.diag(np.sqrt(values)) @ vectors.T
+
+    _, t, ct = centred_cov(target_img)
+    mu_s, _, cs = centred_cov(source_img)
+    if mode == "chol":
+        ts = np.linalg.cholesky(cs) @ np.linalg.inv(np.linalg.cholesky(ct)) @ t
+    elif mode == "pca":
+        ts = sqrt_sym(cs) @ np.linalg.inv(sqrt_sym(ct)) @ t
+    else:
+        qt = sqrt_sym(ct)
+        ts = np.linalg.inv(qt) @ sqrt_sym(qt @ cs @ qt) @ np.linalg.inv(qt) @ t
+    return ts.reshape(3, *target_img.shape[:2]).transpose(1, 2, 0) + mu_s
+
+
+@pytest.mark.parametrize("mode", ["chol", "pca", "sym"])
+def test_match_histogram_is_gatys_match_color(make_image, mode):
+    """``preserve_colors="histogram"``: the style recoloured as the notebook's match_color(style, content, mode)
+    does (nstutil leaves out its final clamp, as its docstring says)."""
+    style, content = make_image(20, 24, seed=31).double(), make_image(16, 16, seed=32).double()
+    ours = nstutil.colour.match_histogram(style, content, mode=mode)[0].permute(1, 2, 0).numpy()
+    theirs = gatys_match_color(style[0].permute(1, 2, 0).numpy(), content[0].permute(1, 2, 0).numpy(), mode)
+    assert np.allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_combine_luminance_is_the_notebooks_yuv_recombination_for_a_grey_result(make_image):
+    """The notebook puts the result's luminance (the mean of its channels) back with the content's chrominance in
+    YUV (its rgb2luv / luv2rgb, rounded coefficients); nstutil uses YIQ. For a grey result inside the RGB cube the
+    two pictures agree up to those coefficients' rounding: with Y's row the same, either gives content − Y_c + Y_x."""
+    content = make_image(16, 16, seed=41).double()
+    result = nstutil.colour.grey(0.3 + 0.4 * make_image(16, 16, seed=42).double().mean(1, keepdim=True))
+    yuv = np.array([[.299, .587, .114], [-.147, -.288, .436], [.615, -.515, -.1]])
+    rgb = np.array([[1, 0, 1.139], [1, -.395, -.580], [1, 2.03, 0]])
+    c = content[0].reshape(3, -1).numpy()
+    luv = yuv @ c
+    luv[0] = result[0].mean(0).reshape(-1).numpy()
+    theirs = (rgb @ luv).reshape(3, 16, 16)
+    ours = nstutil.colour.combine_luminance(result, content)[0].numpy()
+    # Where a pixel leaves the RGB cube the notebook clamps R, G, B and nstutil clamps Y (combine_luminance).
+    inside = ((theirs >= 0) & (theirs <= 1)).all(0)
+    assert inside.mean() > 0.5
+    assert np.abs(ours - theirs)[:, inside].max() < 5e-3
