@@ -504,3 +504,17 @@ def test_combine_luminance_is_the_notebooks_yuv_recombination_for_a_grey_result(
     inside = ((theirs >= 0) & (theirs <= 1)).all(0)
     assert inside.mean() > 0.5
     assert np.abs(ours - theirs)[:, inside].max() < 5e-3
+
+
+def test_guided_gram_is_gatys_gram_matrix_guided_with_normalised_guides():
+    """Spatial control (SpatialControl.ipynb): the notebook normalises each guide T to T / √mean(T²) and takes
+    (F∘T)(F∘T)ᵀ / M; nstutil's guided Gram with the 'gatys-notebook' normalisation (Gram / M) is the same matrix."""
+    g = torch.Generator().manual_seed(5)
+    features = torch.rand(1, 6, 10, 12, generator=g, dtype=torch.float64)
+    mask = (torch.rand(1, 1, 10, 12, generator=g, dtype=torch.float64) > 0.4).double() * 0.8
+    guide = (mask[0, 0] / mask[0, 0].pow(2).mean().sqrt()).numpy()
+    f = (features[0].numpy() * guide).reshape(6, -1)
+    theirs = f @ f.T / f.shape[1]
+    m = features.shape[2] * features.shape[3]
+    ours = nstutil.gram_matrix(features, "gatys", mask=mask)[0].numpy() / m   # Gram / M, as the notebook
+    assert np.allclose(ours, theirs, rtol=1e-12)
