@@ -128,7 +128,8 @@ PRESETS: Dict[str, Preset] = {
                     "tv_input 'network_input' and tv_weight 5 = 10 x 1/2); from the content image; minimised as "
                     "d2l does: Adam with learning rate 0.3, times 0.8 every 50 steps (its StepLR), on the "
                     "ImageNet-normalised pixels themselves, unconstrained (parametrisation 'network_input'). d2l "
-                    "runs 500 steps: give steps=500 to run its whole loop.",
+                    "runs 500 steps: give steps=500 to run its whole loop. d2l keeps its last image, nstutil hands "
+                    "back the lowest-loss one.",
         content_layers={"relu4_4": 1.0},
         style_layers={name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "conv5_1")},
         content_weight=1.0,
