@@ -19,9 +19,9 @@ from .images import DEFAULT_CONTENT, DEFAULT_STYLE, check_writable, image_path, 
 from .device import resolve_device
 from .interrupts import StopSignals
 from .presets import INIT_CHOICES, PRESETS
-from .optimisation import DEFAULT_LR
-from .settings import Controls, RecipeChoice, add_options, field_names, from_options, parse_layers, positive_int
-from .transfer import OPTIMIZERS, Evaluation, style_transfer
+from .settings import (OPTIMISER_FIELDS, Controls, RecipeChoice, add_options, field_names, from_options, parse_layers,
+                       positive_int)
+from .transfer import Evaluation, style_transfer
 
 __all__ = ["main", "build_parser", "parse_layers"]
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe = parser.add_argument_group("recipe (unset options come from --preset)")
     recipe.add_argument("--preset", choices=sorted(PRESETS), default="tutorial",
                         help="a known recipe of layers, weights and loss convention (default: %(default)s)")
-    add_options(recipe, RecipeChoice)
+    add_options(recipe, RecipeChoice, [name for name in field_names(RecipeChoice) if name not in OPTIMISER_FIELDS])
     recipe.add_argument("--init", choices=INIT_CHOICES, help="starting image")
 
     control = parser.add_argument_group("controls (Gatys et al. 2017; jcjohnson/neural-style)")
@@ -84,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("optimisation")
     add_options(run, Controls, ["steps"])
-    run.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs", help="(default: %(default)s)")
-    run.add_argument("--lr", type=float, help=f"learning rate (default: {DEFAULT_LR['lbfgs']:g} for L-BFGS, {DEFAULT_LR['adam']:g} for Adam)")
+    add_options(run, RecipeChoice, OPTIMISER_FIELDS)
     run.add_argument("--seed", type=int, default=0, help="seed for the noise of --init noise/blend "
                                                           "(default: %(default)s)")
     run.add_argument("--weights", metavar="WHICH",
@@ -166,7 +165,7 @@ def _stopped_by(stop: StopSignals) -> str:
 
 
 def _run(args: argparse.Namespace, stop: StopSignals, progress: Dict[str, int]) -> int:
-    for name in ("content_weight", "style_weight", "tv_weight", "lr"):
+    for name in ("content_weight", "style_weight", "tv_weight", "lr", "lr_decay"):
         value = getattr(args, name)
         if value is not None and not math.isfinite(value):
             raise NSTError(f"--{name.replace('_', '-')} is {value}: give a finite number")
@@ -206,7 +205,7 @@ def _run(args: argparse.Namespace, stop: StopSignals, progress: Dict[str, int]) 
     result = style_transfer(
         content, styles if len(styles) > 1 else styles[0],
         preset=args.preset, weights=args.weights, **recipe.given(), **dataclasses.asdict(controls),
-        optimizer=args.optimizer, lr=args.lr, init=init, seed=args.seed, size=args.size, style_size=args.style_size,
+        init=init, seed=args.seed, size=args.size, style_size=args.style_size,
         pooling=args.pooling, device=args.device, callback=after_evaluation,
         progress=not args.quiet,
     )

@@ -330,9 +330,12 @@ def plan_run(content: Union[str, os.PathLike], size: Optional[int], *, preset: s
     chosen = get_preset(preset)
     content_layers = chosen.content_layers if recipe.content_layers is None else recipe.content_layers
     style_layers = chosen.style_layers if recipe.style_layers is None else recipe.style_layers
+    # Adam keeps two image-sized moments (one "pair"); L-BFGS its history of pairs.
+    history_size = LBFGS_HISTORY if (recipe.optimizer or chosen.optimizer) == "lbfgs" else 1
     device = resolve_device(device)
     available = available_memory(device) if available is None else available
-    estimate = estimate_run(*shape, steps, content_layers, style_layers, scales=scales, available=available)
+    estimate = estimate_run(*shape, steps, content_layers, style_layers, scales=scales, available=available,
+                            history_size=history_size)
     if not estimate.fits:
         h, w = estimate.shapes[-1]
         where = (f"the largest size that fits is --size {estimate.largest}" if estimate.largest else
@@ -347,4 +350,4 @@ def plan_run(content: Union[str, os.PathLike], size: Optional[int], *, preset: s
     speed = measure_speed(content_layers, style_layers, model=load_vgg19(weights, pooling=pooling, device=device),
                           device=device)
     return estimate_run(*shape, steps, content_layers, style_layers, scales=scales, speed=speed,
-                        available=available)
+                        available=available, history_size=history_size)

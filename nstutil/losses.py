@@ -38,7 +38,9 @@ __all__ = ["CONVENTIONS", "STYLE_STATISTICS", "gram_matrix", "content_loss", "st
 CONVENTIONS: Tuple[str, ...] = ("tutorial", "coursera", "gatys")
 # What the style loss compares: Gram matrices (Gatys et al.), or each channel's mean and standard deviation.
 STYLE_STATISTICS: Tuple[str, ...] = ("gram", "mean_std")
-# Added to a channel's variance before its square root, as AdaIN does: a constant channel's gradient stays finite.
+# Added to a channel's variance before its square root, as AdaIN's reference code does (naoto0804/pytorch-AdaIN,
+# calc_mean_std, eps 1e-5): a constant channel's gradient stays finite. That code's variance is torch's unbiased one
+# (/ (HW - 1)); nstutil's is the population variance of the paper's formula (/ HW).
 STD_EPS = 1e-5
 
 

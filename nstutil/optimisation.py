@@ -13,6 +13,10 @@ reach 0 or 1 and had to move the start 1/255 inside; folding :math:`z` back into
 reached a given loss up to 3x later on some photos (``benchmarks/bench_parametrisation.py``). Images handed back
 (``Outcome``, ``Evaluation``, intermediates) are clamped to :math:`[0, 1]`.
 
+With ``parametrisation="network_input"`` the optimiser changes the network's input itself (the ImageNet-normalised
+image, or Caffe's), unconstrained, as d2l does; the images shown are then clamped like the others. Adam's learning
+rate may follow a step schedule (``lr_decay`` every ``lr_decay_every`` steps: torch's ``StepLR``, d2l's 0.8 every 50).
+
 ``steps`` counts **loss evaluations** (one forward and one backward pass each), exactly. The PyTorch tutorial's
 ``num_steps=300`` loop runs 16 ``LBFGS.step`` calls of 20 iterations, i.e. 320 evaluations.
 """
@@ -27,10 +31,12 @@ from typing import Callable, List, Optional, Tuple
 import torch
 
 from .objective import LossRecord, Objective
+from .presets import OPTIMIZERS, PARAMETRISATIONS
+from .vgg import VGGFeatures
 
-__all__ = ["OPTIMIZERS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "MARGIN", "squash", "variable_for"]
+__all__ = ["OPTIMIZERS", "PARAMETRISATIONS", "DEFAULT_LR", "Evaluation", "Outcome", "Minimiser", "MARGIN", "squash",
+           "variable_for", "parametrised"]
 
-OPTIMIZERS: Tuple[str, ...] = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.05}
 # Curvature pairs L-BFGS keeps. The tutorial's default is 100; 20 costs 5x less bookkeeping per step and reached
 # the same losses in the benchmarks.
@@ -51,6 +57,25 @@ def squash(z: torch.Tensor) -> torch.Tensor:
 def variable_for(image: torch.Tensor) -> torch.Tensor:
     """The variable ``z`` the optimiser starts from so that ``squash(z)`` is ``image`` (clamped to [0, 1])."""
     return torch.logit((image.clamp(0.0, 1.0) + MARGIN) / (1.0 + 2.0 * MARGIN))
+
+
+def parametrised(parametrisation: str, model: VGGFeatures, start: torch.Tensor
+                 ) -> Tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """``(z, image_of)``: the variable the optimiser starts from and the map from it to the [0, 1]-scale image.
+
+    ``"squash"``: :func:`variable_for` and :func:`squash`. ``"network_input"``: ``z`` is ``model``'s input for
+    ``start`` (:meth:`~nstutil.vgg.VGGFeatures.normalize`) and ``image_of`` undoes that normalisation, so the
+    network sees ``z`` itself, to float rounding (d2l's parametrisation). Lesson 5."""
+    if parametrisation == "squash":
+        return variable_for(start), squash
+    mean, std = model.mean.to(start.device), model.std.to(start.device)
+    flip = model.input_convention == "caffe"    # Caffe's input is BGR
+
+    def image_of(z: torch.Tensor) -> torch.Tensor:
+        image = z * std + mean
+        return image.flip(1) if flip else image
+
+    return model.normalize(start.to(mean.device)), image_of
 
 
 class Evaluation:
@@ -111,11 +136,16 @@ class Minimiser:
     """
 
     def __init__(self, *, total_steps: int, optimizer: str = "lbfgs", lr: Optional[float] = None,
+                 lr_decay: float = 1.0, lr_decay_every: int = 0, parametrisation: str = "squash",
                  callback: Optional[Callable[[Evaluation], Optional[bool]]] = None,
                  intermediate_every: Optional[int] = None, progress: bool = True) -> None:
         self.total_steps = total_steps
         self.optimizer = optimizer
         self.lr = DEFAULT_LR[optimizer] if lr is None else lr
+        # Adam only (checked by nstutil.resolve_recipe): a step schedule restarts at each scale of a coarse-to-fine run.
+        self.lr_decay = lr_decay
+        self.lr_decay_every = lr_decay_every
+        self.parametrisation = parametrisation
         self.callback = callback
         self.intermediate_every = intermediate_every
         self.progress = progress
@@ -147,13 +177,17 @@ class Minimiser:
         torch.backends.cudnn.benchmark = device.type == "cuda"
         # Contiguous whatever the input's strides (a permuted HWC array, say): L-BFGS flattens z.grad with .view().
         start = start.detach().to(device, torch.float32).clamp(0.0, 1.0)
-        z = variable_for(start).contiguous().requires_grad_(True)
+        z, image_of = parametrised(self.parametrisation, objective.model, start)
+        z = z.detach().contiguous().requires_grad_(True)
+        schedule = None
         if self.optimizer == "lbfgs":
             # No tolerances: the run ends after exactly `steps` evaluations, not when L-BFGS thinks it converged.
             opt = torch.optim.LBFGS([z], lr=self.lr, max_iter=steps, max_eval=steps, history_size=LBFGS_HISTORY,
                                     tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
         else:
             opt = torch.optim.Adam([z], lr=self.lr)
+            if self.lr_decay_every and self.lr_decay != 1:
+                schedule = torch.optim.lr_scheduler.StepLR(opt, self.lr_decay_every, self.lr_decay)
         if self._t0 is None:
             self._t0 = time.perf_counter()
         first = len(self.history)
@@ -164,7 +198,7 @@ class Minimiser:
             if n - first >= steps:
                 raise _Stop("completed")
             opt.zero_grad(set_to_none=True)
-            image = squash(z)
+            image = image_of(z)
             total, values = objective.loss(image)
             total.backward()
             record = objective.record(values.tolist(), n, time.perf_counter() - self._t0, scale)
@@ -193,6 +227,8 @@ class Minimiser:
             else:
                 for _ in range(steps):
                     opt.step(closure)
+                    if schedule is not None:
+                        schedule.step()
         except _Stop as stop:
             reason = stop.reason
         except KeyboardInterrupt:

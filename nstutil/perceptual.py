@@ -10,7 +10,7 @@ where :math:`y_b` is the network's output for photo :math:`x_b` and :math:`s` th
 are computed once, when the loss is built; the content targets come with each batch. :class:`PerceptualLoss` runs
 the same per-layer terms and forward pass as :class:`~nstutil.Objective` (:class:`~nstutil.objective.LossTerms`), so
 for one image and a fixed content image the two give the same number — what is a loss stays apart from how it is
-minimised (pystiche's ``PerceptualLoss`` and ``ImageOptimisation``).
+minimised (pystiche's ``loss.PerceptualLoss`` and ``optim.image_optimization``).
 """
 
 from __future__ import annotations

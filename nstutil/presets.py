@@ -10,19 +10,27 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Dict, Mapping, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import NSTError
 from .losses import CONVENTIONS, STYLE_STATISTICS
 from .vgg import resolve_layer
 
 __all__ = ["GATYS_STYLE_LAYERS", "Preset", "PRESETS", "get_preset", "resolve_recipe", "LayerSpec", "INIT_CHOICES",
-           "TV_INPUTS"]
+           "TV_INPUTS", "OPTIMIZERS", "PARAMETRISATIONS", "OPTIMIZER_SETTINGS"]
 
 INIT_CHOICES: Tuple[str, ...] = ("content", "noise", "blend")
 # What the total-variation term measures: the [0, 1] RGB image, or the network's input (the image normalised as the
 # network expects it, which is what d2l computes its TV on: ImageNet-normalised, each channel divided by its std).
 TV_INPUTS: Tuple[str, ...] = ("image", "network_input")
+OPTIMIZERS: Tuple[str, ...] = ("lbfgs", "adam")
+# What the optimiser changes (lesson 5, nstutil.optimisation): "squash", a variable whose stretched sigmoid is the
+# image, so the network never sees a pixel far outside [0, 1]; or "network_input", the normalised image the network
+# sees, unconstrained (d2l's SynthesizedImage: the ImageNet-normalised picture itself is the parameter).
+PARAMETRISATIONS: Tuple[str, ...] = ("squash", "network_input")
+# A preset's learning rate and schedule belong to its optimiser: choosing another optimiser drops them (each then
+# takes that optimiser's default) unless they are chosen too.
+OPTIMIZER_SETTINGS: Tuple[str, ...] = ("lr", "lr_decay", "lr_decay_every")
 
 LayerSpec = Union[None, str, Sequence[str], Mapping[str, float]]
 
@@ -46,6 +54,11 @@ class Preset:
     style_statistic: str = "gram"
     tv_p: float = 2.0
     tv_input: str = "image"
+    optimizer: str = "lbfgs"
+    lr: Optional[float] = None          # None: the optimiser's default (nstutil.optimisation.DEFAULT_LR)
+    lr_decay: float = 1.0               # Adam's learning rate is multiplied by this every lr_decay_every steps
+    lr_decay_every: int = 0             # 0: never
+    parametrisation: str = "squash"
 
 
 PRESETS: Dict[str, Preset] = {
@@ -88,10 +101,14 @@ PRESETS: Dict[str, Preset] = {
     ),
     "jcjohnson": Preset(
         name="jcjohnson",
-        description="jcjohnson/neural-style: content relu4_2, style relu1_1..relu5_1, content weight 5, style "
-                    "weight 100, total variation 1e-3; Gram / (C H W) with mean-squared errors, which is the "
-                    "'tutorial' convention for one image. Its weights were tuned for the Caffe VGG19 "
-                    "(weights='caffe').",
+        description="jcjohnson/neural-style's defaults: content relu4_2, style relu1_1..relu5_1, content weight 5, "
+                    "style weight 100; Gram / (C H W) with mean-squared errors, which is the 'tutorial' convention "
+                    "for one image. Its weights were tuned for the Caffe VGG19 (weights='caffe'). Two things "
+                    "differ from its code: its total variation (weight 1e-3) is 1/2 the sum of squared neighbour "
+                    "differences of its 0-256 Caffe image, about 1e5 x H x W times nstutil's mean on the [0, 1] "
+                    "image, so tv_weight 1e-3 here is a far weaker term; and its -init random starts from the "
+                    "ImageNet mean colour plus Gaussian noise of standard deviation 0.001 in those units (an almost "
+                    "flat image), where nstutil's 'noise' is uniform in [0, 1].",
         content_layers={"relu4_2": 1.0},
         style_layers={name: 1.0 for name in GATYS_STYLE_LAYERS},
         content_weight=5.0,
@@ -108,8 +125,11 @@ PRESETS: Dict[str, Preset] = {
                     "last module it runs) stays a convolution output; style weight 1e4 on each, content weight 1 "
                     "(relu4_4); Gram / (C H W) with mean-squared errors ('tutorial' convention); total variation "
                     "1/2 (mean|dx| + mean|dy|) on the ImageNet-normalised image with weight 10 (here p = 1, "
-                    "tv_input 'network_input' and tv_weight 5 = 10 x 1/2); from the content image. d2l minimises "
-                    "it with Adam, lr 0.3 times 0.8 every 50 of 500 steps, on the normalised pixels.",
+                    "tv_input 'network_input' and tv_weight 5 = 10 x 1/2); from the content image; minimised as "
+                    "d2l does: Adam with learning rate 0.3, times 0.8 every 50 steps (its StepLR), on the "
+                    "ImageNet-normalised pixels themselves, unconstrained (parametrisation 'network_input'). d2l "
+                    "runs 500 steps: give steps=500 to run its whole loop. d2l keeps its last image, nstutil hands "
+                    "back the lowest-loss one.",
         content_layers={"relu4_4": 1.0},
         style_layers={name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "conv5_1")},
         content_weight=1.0,
@@ -119,6 +139,11 @@ PRESETS: Dict[str, Preset] = {
         init="content",
         tv_p=1.0,
         tv_input="network_input",
+        optimizer="adam",
+        lr=0.3,
+        lr_decay=0.8,
+        lr_decay_every=50,
+        parametrisation="network_input",
     ),
     "gatys-notebook": Preset(
         name="gatys-notebook",
@@ -172,17 +197,24 @@ def resolve_recipe(preset: str = "tutorial", **choices: object) -> Preset:
     """Preset ``preset`` with every choice that is not ``None`` replaced, all checked.
 
     The choices are :class:`Preset`'s fields (``content_layers``, ``style_layers``, ``content_weight``,
-    ``style_weight``, ``tv_weight``, ``convention``, ``init``, ``style_statistic``, ``tv_p``, ``tv_input``; :class:`nstutil.settings.RecipeChoice`
+    ``style_weight``, ``tv_weight``, ``convention``, ``init``, ``style_statistic``, ``tv_p``, ``tv_input``,
+    ``optimizer``, ``lr``, ``lr_decay``, ``lr_decay_every``, ``parametrisation``; :class:`nstutil.settings.RecipeChoice`
     holds them typed). Layers become ``{name: weight}`` dicts (names kept as given, in either scheme); weights must be
     finite and >= 0. ``init`` may be any starting image :func:`~nstutil.style_transfer` accepts, so it is not checked
-    here. Introduced in lesson 5.
+    here. Choosing an ``optimizer`` other than the preset's drops the preset's ``lr`` and schedule (they were set
+    for its optimiser) unless they are chosen too. Introduced in lesson 5.
     """
     recipe = get_preset(preset)
     settable = [f.name for f in dataclasses.fields(Preset) if f.name not in ("name", "description")]
     unknown = sorted(set(choices) - set(settable))
     if unknown:
         raise NSTError(f"resolve_recipe got unknown setting(s) {', '.join(unknown)}: use {', '.join(settable)}")
-    recipe = dataclasses.replace(recipe, **{k: v for k, v in choices.items() if v is not None})
+    chosen = {k: v for k, v in choices.items() if v is not None}
+    if chosen.get("optimizer", recipe.optimizer) != recipe.optimizer:
+        defaults = {f.name: f.default for f in dataclasses.fields(Preset) if f.name in OPTIMIZER_SETTINGS}
+        chosen = {**defaults, **chosen}
+    recipe = dataclasses.replace(recipe, **chosen)
+    _check_optimiser(recipe)
     if recipe.convention not in CONVENTIONS:
         raise NSTError(f"unknown loss convention {recipe.convention!r}: use one of {', '.join(CONVENTIONS)}")
     if recipe.tv_input not in TV_INPUTS:
@@ -202,3 +234,25 @@ def resolve_recipe(preset: str = "tutorial", **choices: object) -> Preset:
         tv_weight=check_weight(recipe.tv_weight, "tv_weight"),
         tv_p=tv_p,
     )
+
+
+def _check_optimiser(recipe: Preset) -> None:
+    """One clear line for a bad optimiser setting of ``recipe``."""
+    if recipe.optimizer not in OPTIMIZERS:
+        raise NSTError(f"optimizer {recipe.optimizer!r} is not known: use one of {', '.join(OPTIMIZERS)}")
+    if recipe.parametrisation not in PARAMETRISATIONS:
+        raise NSTError(f"parametrisation {recipe.parametrisation!r} is not known: use one of "
+                       f"{', '.join(PARAMETRISATIONS)}")
+    lr = recipe.lr
+    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr)
+                               and lr > 0):
+        raise NSTError(f"lr is {lr!r}: give a finite learning rate > 0")
+    decay = recipe.lr_decay
+    if not (isinstance(decay, (int, float)) and not isinstance(decay, bool) and math.isfinite(decay) and decay > 0):
+        raise NSTError(f"lr_decay is {decay!r}: give a finite factor > 0 (0.8: the learning rate times 0.8)")
+    every = recipe.lr_decay_every
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise NSTError(f"lr_decay_every is {every!r}: give a whole number of steps >= 0 (0: never)")
+    if recipe.optimizer == "lbfgs" and every and decay != 1:
+        raise NSTError("lr_decay and lr_decay_every schedule Adam's learning rate; L-BFGS takes its step length "
+                       "from its line search: give optimizer='adam' or leave the schedule out")

@@ -20,14 +20,16 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Type, Typ
 from .colour import PRESERVE_COLORS
 from .errors import NSTError
 from .losses import CONVENTIONS, STYLE_STATISTICS
-from .presets import TV_INPUTS, LayerSpec, Preset, resolve_recipe
+from .presets import OPTIMIZERS, PARAMETRISATIONS, TV_INPUTS, LayerSpec, Preset, resolve_recipe
 from .regions import MaskLike
 
-__all__ = ["RecipeChoice", "Controls", "DEFAULT_STEPS", "bind", "add_options", "from_options", "parse_layers",
-           "positive_int"]
+__all__ = ["RecipeChoice", "Controls", "DEFAULT_STEPS", "OPTIMISER_FIELDS", "bind", "add_options", "from_options",
+           "parse_layers", "positive_int"]
 
 #: Loss evaluations of a run when ``steps`` is not given, at one scale (see the module's note on the default plan).
 DEFAULT_STEPS = 300
+#: The fields of :class:`RecipeChoice` that say how the loss is minimised (the command line's "optimisation" group).
+OPTIMISER_FIELDS = ("optimizer", "lr", "lr_decay", "lr_decay_every", "parametrisation")
 
 
 def parse_layers(text: str) -> Dict[str, float]:
@@ -109,6 +111,21 @@ class RecipeChoice:
     tv_input: Optional[str] = field(default=None, metadata=_option(
         "--tv-input", "what the total variation measures: the [0, 1] image, or the network's normalised input "
         "(as d2l)", choices=TV_INPUTS))
+    optimizer: Optional[str] = field(default=None, metadata=_option(
+        "--optimizer", "L-BFGS (with a line search) or Adam (default: the preset's; lbfgs except for d2l)",
+        choices=OPTIMIZERS))
+    lr: Optional[float] = field(default=None, metadata=_option(
+        "--lr", "learning rate (default: the preset's, else 1 for L-BFGS, 0.05 for Adam)", type=float,
+        metavar="LR"))
+    lr_decay: Optional[float] = field(default=None, metadata=_option(
+        "--lr-decay", "Adam: multiply the learning rate by this every --lr-decay-every steps (d2l: 0.8)", type=float,
+        metavar="F"))
+    lr_decay_every: Optional[int] = field(default=None, metadata=_option(
+        "--lr-decay-every", "Adam: steps between learning-rate decays (d2l: 50; 0: never)", type=int, metavar="N"))
+    parametrisation: Optional[str] = field(default=None, metadata=_option(
+        "--parametrisation", "what the optimiser changes: a variable whose squashed value is the image (squash), "
+        "or the network's normalised input itself, unconstrained (network_input, as d2l)",
+        choices=PARAMETRISATIONS))
 
     def resolve(self, preset: str) -> Preset:
         """The preset with these choices applied, every value checked."""

@@ -98,14 +98,17 @@ def style_transfer(
     style_statistic: Optional[str] = None,
     tv_p: Optional[float] = None,
     tv_input: Optional[str] = None,
+    optimizer: Optional[str] = None,
+    lr: Optional[float] = None,
+    lr_decay: Optional[float] = None,
+    lr_decay_every: Optional[int] = None,
+    parametrisation: Optional[str] = None,
     style_blend: Optional[Sequence[float]] = None,
     style_masks: Optional[Sequence[MaskLike]] = None,
     style_scale: Optional[float] = None,
     preserve_colors: Optional[str] = None,
     scales: Optional[Sequence[int]] = None,
     steps: Union[int, Sequence[int]] = DEFAULT_STEPS,
-    optimizer: str = "lbfgs",
-    lr: Optional[float] = None,
     init: Union[None, str, os.PathLike, torch.Tensor] = None,
     seed: int = 0,
     size: Size = None,
@@ -128,7 +131,12 @@ def style_transfer(
     name, a list of names (weight 1 each) or a mapping name -> weight, in either naming scheme; either list may be
     empty. ``style_statistic`` is ``"gram"`` or ``"mean_std"`` (channel means and deviations, Li et al. 2017).
     ``tv_p`` is the power of the total variation's neighbour differences (2, or 1 as d2l) and ``tv_input`` what it
-    measures (``"image"``, or ``"network_input"``: the normalised image the network sees, as d2l).
+    measures (``"image"``, or ``"network_input"``: the normalised image the network sees, as d2l). The optimiser is
+    part of the recipe too: ``optimizer`` (``"lbfgs"`` or ``"adam"``), its learning rate ``lr`` (default 1 for
+    L-BFGS, 0.05 for Adam), Adam's step schedule (``lr`` times ``lr_decay`` every ``lr_decay_every`` steps, as
+    torch's ``StepLR``) and ``parametrisation``: what the optimiser changes, ``"squash"`` (a variable whose
+    stretched sigmoid is the image, lesson 5) or ``"network_input"`` (the normalised image itself, unconstrained,
+    as d2l). Choosing another optimiser than the preset's drops the preset's learning rate and schedule.
 
     **Controls** (lesson 8). ``style`` may be a list; ``style_blend`` weighs the styles (normalised to sum 1, equal
     by default) and each layer's target is the blend of their Gram matrices (jcjohnson/neural-style's
@@ -152,10 +160,6 @@ def style_transfer(
     run = prepare(content, style, preset=preset, recipe=choices, controls=controls, init=init, size=size,
                   style_size=style_size)
     recipe, inputs, init = run.recipe, run.inputs, run.init
-    if optimizer not in OPTIMIZERS:
-        raise NSTError(f"optimizer {optimizer!r} is not known: use one of {', '.join(OPTIMIZERS)}")
-    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise NSTError(f"lr is {lr!r}: give a finite learning rate > 0")
     if intermediate_every is not None:
         whole_number(intermediate_every, "intermediate_every")
     sizes, counts = plan_scales(controls.scales, controls.steps, max(inputs.size))
@@ -172,11 +176,14 @@ def style_transfer(
         start = grey(luminance(start))
 
     net = model if model is not None else load_vgg19(weights, pooling=pooling, device=device)
+    minimiser = Minimiser(total_steps=sum(counts), optimizer=recipe.optimizer, lr=recipe.lr,
+                          lr_decay=recipe.lr_decay, lr_decay_every=recipe.lr_decay_every,
+                          parametrisation=recipe.parametrisation, callback=callback,
+                          intermediate_every=intermediate_every, progress=progress)
     settings = _settings(recipe, controls, run, net, device, preset=preset, sizes=sizes, counts=counts,
-                         optimizer=optimizer, lr=lr, seed=seed)
+                         lr=minimiser.lr, seed=seed)
 
-    with Minimiser(total_steps=sum(counts), optimizer=optimizer, lr=lr, callback=callback,
-                   intermediate_every=intermediate_every, progress=progress) as minimiser, \
+    with minimiser, \
             net.channels_last_weights([*recipe.content_layers, *recipe.style_layers]):
         for k, (scale, count) in enumerate(zip(sizes, counts)):
             at_scale = inputs.at_scale(scale)
@@ -211,7 +218,7 @@ def _settings(recipe: Preset, controls: Controls, run: PreparedRun, net: VGGFeat
     record.update(
         content_layers=dict(recipe.content_layers), style_layers=dict(recipe.style_layers), style_blend=run.blend,
         style_masks=paths.masks, style_scale=controls.style_scale or 1.0, scales=plan["sizes"],
-        steps=plan["counts"], optimizer=plan["optimizer"], lr=plan["lr"], seed=plan["seed"],
+        steps=plan["counts"], lr=plan["lr"], seed=plan["seed"],
         init=init if isinstance(init, str) and init in INIT_CHOICES else "image",
         pooling=net.pooling, device=str(device), size=run.inputs.size,
         content_path=paths.content, style_path=paths.styles[0] if paths.styles else None,

@@ -243,7 +243,10 @@ def test_input_files_untouched_when_output_is_an_input(bad_runs):
                                            (["--preserve-colors", "sepia"], "--preserve-colors"),
                                            (["--style-blend", "1,x"], "--style-blend"),
                                            (["--scales", "a"], "--scales"),
-                                           (["--style-statistic", "median"], "--style-statistic")])
+                                           (["--style-statistic", "median"], "--style-statistic"),
+                                           (["--parametrisation", "pixels"], "--parametrisation"),
+                                           (["--optimizer", "lbfgs", "--lr-decay", "0.8", "--lr-decay-every", "5",
+                                             "--steps", "2", "--size", "32"], "schedule Adam's learning rate")])
 def test_argument_errors(tmp_path, args, message):
     proc = subprocess.run(_cmd(*args, "-o", tmp_path / "out.png"), cwd=tmp_path, env=_env(), capture_output=True,
                           text=True, timeout=120)
@@ -379,7 +382,8 @@ def test_help(tmp_path):
     for option in ("--content", "--style", "--output", "--size", "--steps", "--weights", "--preset",
                    "--style-layers", "--content-weight", "--optimizer", "--init", "--seed", "--device",
                    "--tv-weight", "--save-every", "--style-blend", "--style-masks", "--style-scale",
-                   "--preserve-colors", "--scales", "--init-image", "--style-statistic"):
+                   "--preserve-colors", "--scales", "--init-image", "--style-statistic", "--lr-decay",
+                   "--lr-decay-every", "--parametrisation"):
         assert option in text, option
     assert "conv_4 = conv2_2" in text and "320" in text
 

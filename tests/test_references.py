@@ -104,13 +104,16 @@ def test_tutorial_preset_is_the_tutorial(torchvision_vgg19, images, at):
 
 # --- d2l ------------------------------------------------------------------------------------------------------------
 
-def d2l_reference(features, content, style, image):
-    """d2l's code in plain torch: ``net`` = features[0..28] (torchvision's ReLUs in place), ``extract_features``
-    keeping indices 0, 5, 10, 19, 28 (style) and 25 (content), its three losses on the normalised image."""
+D2L_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+D2L_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def d2l_loss_fn(features, content, style):
+    """d2l's ``compute_loss`` in plain torch, as a function of the *normalised* image X (its ``SynthesizedImage``):
+    ``net`` = features[0..28] (torchvision's ReLUs in place), ``extract_features`` keeping indices 0, 5, 10, 19, 28
+    (style) and 25 (content), its three losses; returns X -> (total, [contents_l], [styles_l], tv_l)."""
     net = torch.nn.Sequential(*[copy.deepcopy(features[i]) for i in range(29)])
     assert all(m.inplace for m in net if isinstance(m, torch.nn.ReLU))  # torchvision's, as d2l uses them
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     style_idx, content_idx = [0, 5, 10, 19, 28], [25]
 
     def extract(x):
@@ -132,15 +135,44 @@ def d2l_reference(features, content, style, image):
         return 0.5 * ((y[:, :, 1:, :] - y[:, :, :-1, :]).abs().mean() + (y[:, :, :, 1:] - y[:, :, :, :-1]).abs().mean())
 
     with torch.no_grad():
-        contents_y, _ = extract((content - mean) / std)
-        _, styles_y = extract((style - mean) / std)
+        contents_y, _ = extract((content - D2L_MEAN) / D2L_STD)
+        _, styles_y = extract((style - D2L_MEAN) / D2L_STD)
         styles_gram = [gram(y) for y in styles_y]
-        x = (image - mean) / std
+
+    def compute_loss(x):
         contents_hat, styles_hat = extract(x)
-    contents_l = [(a - b).square().mean() * 1 for a, b in zip(contents_hat, contents_y)]
-    styles_l = [(gram(a) - g).square().mean() * 1e4 for a, g in zip(styles_hat, styles_gram)]
-    tv_l = tv(x) * 10
-    return sum(styles_l + contents_l + [tv_l]), contents_l, styles_l, tv_l
+        contents_l = [(a - b).square().mean() * 1 for a, b in zip(contents_hat, contents_y)]
+        styles_l = [(gram(a) - g).square().mean() * 1e4 for a, g in zip(styles_hat, styles_gram)]
+        tv_l = tv(x) * 10
+        return sum(styles_l + contents_l + [tv_l]), contents_l, styles_l, tv_l
+
+    return compute_loss
+
+
+def d2l_reference(features, content, style, image):
+    """d2l's losses of ``image`` (in [0, 1]; d2l scores its normalised version)."""
+    with torch.no_grad():
+        return d2l_loss_fn(features, content, style)((image - D2L_MEAN) / D2L_STD)
+
+
+def d2l_training_loop(features, content, style, epochs, lr=0.3):
+    """d2l's ``train`` in plain torch: X starts as the normalised content and is the parameter; Adam (lr 0.3),
+    StepLR(50, 0.8) stepped after every epoch; returns each epoch's loss (computed before its step) and the
+    learning rate each epoch's step used."""
+    compute_loss = d2l_loss_fn(features, content, style)
+    x = torch.nn.Parameter(((content - D2L_MEAN) / D2L_STD).clone())
+    trainer = torch.optim.Adam([x], lr=lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(trainer, 50, 0.8)
+    losses, rates = [], []
+    for _ in range(epochs):
+        trainer.zero_grad()
+        total, _, _, _ = compute_loss(x)
+        total.backward()
+        losses.append(total.item())
+        rates.append(trainer.param_groups[0]["lr"])
+        trainer.step()
+        scheduler.step()
+    return losses, rates
 
 
 @pytest.mark.parametrize("at", ["start", "elsewhere"])
@@ -155,6 +187,56 @@ def test_d2l_preset_is_d2l_code_as_published(torchvision_vgg19, images, at):
     preset = nstutil.get_preset("d2l")
     for name, value in zip(preset.style_layers, styles_l):
         assert close(preset.style_weight * record.style_layers[name], value), name
+
+
+def test_d2l_preset_runs_d2ls_adam_loop(torchvision_vgg19):
+    """style_transfer(preset="d2l") is d2l's training loop: Adam with lr 0.3 on the normalised image itself gives
+    the same loss at each of the first 20 steps (1e-5 relative). Later the two runs part by float rounding alone:
+    Adam divides each gradient by its own size, so a pixel whose gradient is near 0 takes a full step whichever sign
+    rounding gives it (here from step 28, at about 2e-4)."""
+    from conftest import smooth_image
+
+    content, style = smooth_image(32, 32, seed=21), smooth_image(32, 32, seed=22)
+    losses, _ = d2l_training_loop(torchvision_vgg19.features, content, style, 20)
+    result = nstutil.style_transfer(content, style, preset="d2l", steps=20, progress=False,
+                                    model=nst_model(torchvision_vgg19))
+    ours = [record.total for record in result.history]
+    assert (result.settings["optimizer"], result.settings["lr"], result.settings["parametrisation"]) == (
+        "adam", 0.3, "network_input")
+    assert len(ours) == 20
+    for k in range(20):
+        assert close(ours[k], losses[k]), (k, ours[k], losses[k])
+    assert ours[-1] < 0.5 * ours[0]  # it did optimise
+
+
+def test_d2l_preset_decays_the_learning_rate_at_step_50_as_steplr(torchvision_vgg19):
+    """d2l's StepLR(50, 0.8) makes step 50 (the 51st) the first at 0.24; the preset's run is the undecayed run up
+    to the image that step 50 is taken from, and differs from the next one on."""
+    from conftest import smooth_image
+
+    content, style = smooth_image(32, 32, seed=21), smooth_image(32, 32, seed=22)
+    _, rates = d2l_training_loop(torchvision_vgg19.features, content, style, 52)
+    assert rates[49] == 0.3 and math.isclose(rates[50], 0.24) and math.isclose(rates[51], 0.24)
+    kw = dict(preset="d2l", steps=52, progress=False, model=nst_model(torchvision_vgg19))
+    d2l = [r.total for r in nstutil.style_transfer(content, style, **kw).history]
+    flat = [r.total for r in nstutil.style_transfer(content, style, lr_decay_every=0, **kw).history]
+    assert d2l[:51] == flat[:51]
+    assert d2l[51] != flat[51]
+
+
+def test_choosing_lbfgs_drops_the_presets_adam_settings():
+    recipe = nstutil.resolve_recipe("d2l", optimizer="lbfgs")
+    assert (recipe.optimizer, recipe.lr, recipe.lr_decay, recipe.lr_decay_every) == ("lbfgs", None, 1.0, 0)
+    assert recipe.parametrisation == "network_input"  # what is optimised is not the optimiser's setting
+    assert nstutil.resolve_recipe("d2l", optimizer="adam", lr=0.1).lr_decay_every == 50
+    with pytest.raises(nstutil.NSTError, match="schedule Adam's learning rate"):
+        nstutil.resolve_recipe("d2l", optimizer="lbfgs", lr_decay_every=50, lr_decay=0.8)
+    with pytest.raises(nstutil.NSTError, match="parametrisation 'pixels' is not known"):
+        nstutil.resolve_recipe("tutorial", parametrisation="pixels")
+    with pytest.raises(nstutil.NSTError, match="lr_decay is 0"):
+        nstutil.resolve_recipe("d2l", lr_decay=0)
+    with pytest.raises(nstutil.NSTError, match="lr_decay_every is -1"):
+        nstutil.resolve_recipe("d2l", lr_decay_every=-1)
 
 
 def test_d2l_reads_relu_outputs_not_the_conv_outputs_its_text_names(torchvision_vgg19, images):
@@ -304,3 +386,135 @@ def test_tv_settings_are_checked_with_one_clear_line():
         nstutil.resolve_recipe("d2l", tv_p=0)
     with pytest.raises(nstutil.NSTError, match="tv_p"):
         nstutil.resolve_recipe("d2l", tv_p=float("nan"))
+
+
+# --- jcjohnson/neural-style (neural_style.lua): what its code does where nstutil's jcjohnson preset differs ----------
+
+JCJ_MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(3, 1, 1)   # its preprocess: BGR, × 256, minus this
+
+
+def jcjohnson_tv_gradient(x, strength=1.0):
+    """``nn.TVLoss:updateGradInput`` of neural_style.lua in torch (its TV has no forward value, only this gradient),
+    on a C×H×W Caffe-preprocessed image."""
+    grad = torch.zeros_like(x)
+    x_diff = x[:, :-1, :-1] - x[:, :-1, 1:]
+    y_diff = x[:, :-1, :-1] - x[:, 1:, :-1]
+    grad[:, :-1, :-1] += x_diff + y_diff
+    grad[:, :-1, 1:] -= x_diff
+    grad[:, 1:, :-1] -= y_diff
+    return grad * strength
+
+
+def test_jcjohnsons_tv_is_half_the_sum_of_squares_on_its_caffe_image(make_image):
+    """Its gradient is that of ½ Σ (dx² + dy²) over the (H−1)×(W−1) corner, in 0–256 units: about 1e5 × H × W times
+    nstutil's TV of the [0, 1] image, so the jcjohnson preset's tv_weight 1e-3 is not its code's term."""
+    rgb = make_image(24, 32, seed=7)[0].double()
+    caffe = (rgb[[2, 1, 0]] * 256 - JCJ_MEAN_BGR.double()).requires_grad_(True)
+    half_sum = 0.5 * ((caffe[:, :-1, :-1] - caffe[:, :-1, 1:]) ** 2 + (caffe[:, :-1, :-1] - caffe[:, 1:, :-1]) ** 2).sum()
+    half_sum.backward()
+    assert torch.allclose(caffe.grad, jcjohnson_tv_gradient(caffe.detach()), rtol=1e-12, atol=1e-9)
+    ratio = half_sum.item() / nstutil.total_variation_loss(rgb[None]).item()
+    h, w = rgb.shape[-2:]
+    assert 0.85 < ratio / (0.5 * 256 ** 2 * 3 * h * w) < 1.0   # edges aside, ½·256²·3·H·W ≈ 1e5·H·W
+
+
+def test_jcjohnsons_random_start_is_an_almost_flat_mean_colour(make_image):
+    """``-init random``: randn × 0.001 in its Caffe units, deprocessed — the ImageNet mean colour to 1e-4; nstutil's
+    init='noise' is uniform in [0, 1] (standard deviation 1/√12 ≈ 0.29), a different start."""
+    torch.manual_seed(0)
+    caffe = torch.randn(3, 32, 32, dtype=torch.float64) * 0.001
+    rgb = ((caffe + JCJ_MEAN_BGR.double()) / 256.0)[[2, 1, 0]]
+    assert (rgb - torch.tensor([123.68, 116.779, 103.939]).double().view(3, 1, 1) / 256).abs().max() < 1e-4
+    assert nstutil.get_preset("jcjohnson").init == "noise"
+    start = nstutil.style_transfer(make_image(32, 32), None, preset="jcjohnson", steps=1, intermediate_every=1,
+                                   content_layers=["relu1_1"], style_layers=[], progress=False,
+                                   model=nstutil.load_vgg19("random")).intermediates[0][1]
+    assert abs(start.std().item() - 1 / math.sqrt(12)) < 0.02
+
+
+# --- AdaIN: Huang & Belongie's eq. 8, and naoto0804/pytorch-AdaIN's calc_mean_std ----------------------------------
+
+def test_adain_is_eq8_with_population_deviations_and_matches_the_reference_code(make_image):
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(2, 8, 6, 5, generator=g) * 2 + 1, torch.randn(2, 8, 6, 5, generator=g) * 0.5 - 2
+    eps = 1e-5
+
+    def stats(f, unbiased):
+        flat = f.flatten(2)
+        return flat.mean(2)[..., None, None], (flat.var(2, unbiased=unbiased) + eps).sqrt()[..., None, None]
+
+    def eq8(unbiased):
+        (mx, sx), (my, sy) = stats(x, unbiased), stats(y, unbiased)
+        return sy * (x - mx) / sx + my
+
+    ours = nstutil.adain(x, y)
+    assert torch.allclose(ours, eq8(unbiased=False), rtol=1e-5, atol=1e-5)   # the paper's σ (÷ HW), ε inside √
+    assert torch.allclose(ours, eq8(unbiased=True), rtol=1e-3, atol=1e-3)    # the reference code's (÷ HW − 1)
+
+
+# --- leongatys/NeuralImageSynthesis (ExampleNotebooks/ColourControl.ipynb): colour control -------------------------
+
+def gatys_match_color(target_img, source_img, mode, eps=1e-5):
+    """The notebook's ``match_color`` in NumPy (H×W×3 float images), before its final clamp to [0, 1]."""
+    def centred_cov(img):
+        mu = img.mean(0).mean(0)
+        x = (img - mu).transpose(2, 0, 1).reshape(3, -1)
+        return mu, x, x @ x.T / x.shape[1] + eps * np.eye(3)
+
+    def sqrt_sym(c):
+        values, vectors = np.linalg.eigh(c)
+        return vectors @ np.diag(np.sqrt(values)) @ vectors.T
+
+    _, t, ct = centred_cov(target_img)
+    mu_s, _, cs = centred_cov(source_img)
+    if mode == "chol":
+        ts = np.linalg.cholesky(cs) @ np.linalg.inv(np.linalg.cholesky(ct)) @ t
+    elif mode == "pca":
+        ts = sqrt_sym(cs) @ np.linalg.inv(sqrt_sym(ct)) @ t
+    else:
+        qt = sqrt_sym(ct)
+        ts = np.linalg.inv(qt) @ sqrt_sym(qt @ cs @ qt) @ np.linalg.inv(qt) @ t
+    return ts.reshape(3, *target_img.shape[:2]).transpose(1, 2, 0) + mu_s
+
+
+@pytest.mark.parametrize("mode", ["chol", "pca", "sym"])
+def test_match_histogram_is_gatys_match_color(make_image, mode):
+    """``preserve_colors="histogram"``: the style recoloured as the notebook's match_color(style, content, mode)
+    does (nstutil leaves out its final clamp, as its docstring says)."""
+    style, content = make_image(20, 24, seed=31).double(), make_image(16, 16, seed=32).double()
+    ours = nstutil.colour.match_histogram(style, content, mode=mode)[0].permute(1, 2, 0).numpy()
+    theirs = gatys_match_color(style[0].permute(1, 2, 0).numpy(), content[0].permute(1, 2, 0).numpy(), mode)
+    assert np.allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_combine_luminance_is_the_notebooks_yuv_recombination_for_a_grey_result(make_image):
+    """The notebook puts the result's luminance (the mean of its channels) back with the content's chrominance in
+    YUV (its rgb2luv / luv2rgb, rounded coefficients); nstutil uses YIQ. For a grey result inside the RGB cube the
+    two pictures agree up to those coefficients' rounding: with Y's row the same, either gives content − Y_c + Y_x."""
+    content = make_image(16, 16, seed=41).double()
+    result = nstutil.colour.grey(0.3 + 0.4 * make_image(16, 16, seed=42).double().mean(1, keepdim=True))
+    yuv = np.array([[.299, .587, .114], [-.147, -.288, .436], [.615, -.515, -.1]])
+    rgb = np.array([[1, 0, 1.139], [1, -.395, -.580], [1, 2.03, 0]])
+    c = content[0].reshape(3, -1).numpy()
+    luv = yuv @ c
+    luv[0] = result[0].mean(0).reshape(-1).numpy()
+    theirs = (rgb @ luv).reshape(3, 16, 16)
+    ours = nstutil.colour.combine_luminance(result, content)[0].numpy()
+    # Where a pixel leaves the RGB cube the notebook clamps R, G, B and nstutil clamps Y (combine_luminance).
+    inside = ((theirs >= 0) & (theirs <= 1)).all(0)
+    assert inside.mean() > 0.5
+    assert np.abs(ours - theirs)[:, inside].max() < 5e-3
+
+
+def test_guided_gram_is_gatys_gram_matrix_guided_with_normalised_guides():
+    """Spatial control (SpatialControl.ipynb): the notebook normalises each guide T to T / √mean(T²) and takes
+    (F∘T)(F∘T)ᵀ / M; nstutil's guided Gram with the 'gatys-notebook' normalisation (Gram / M) is the same matrix."""
+    g = torch.Generator().manual_seed(5)
+    features = torch.rand(1, 6, 10, 12, generator=g, dtype=torch.float64)
+    mask = (torch.rand(1, 1, 10, 12, generator=g, dtype=torch.float64) > 0.4).double() * 0.8
+    guide = (mask[0, 0] / mask[0, 0].pow(2).mean().sqrt()).numpy()
+    f = (features[0].numpy() * guide).reshape(6, -1)
+    theirs = f @ f.T / f.shape[1]
+    m = features.shape[2] * features.shape[3]
+    ours = nstutil.gram_matrix(features, "gatys", mask=mask)[0].numpy() / m   # Gram / M, as the notebook
+    assert np.allclose(ours, theirs, rtol=1e-12)

@@ -216,6 +216,17 @@ def test_panel_config_is_what_the_code_shows(panel):
     assert "steps=9" in panel.chooser.code.value
 
 
+def test_the_optimizer_follows_the_preset_and_the_d2l_run_is_d2ls(panel):
+    """d2l's preset runs Adam (lr 0.3, its schedule, on the normalised image); the dropdown follows the preset."""
+    panel.chooser.preset.value = "d2l"
+    assert panel.optimizer.value == "adam" and panel.config()["optimizer"] == "adam"
+    result = panel.run(wait=True, steps=2)
+    assert (result.settings["optimizer"], result.settings["lr"], result.settings["parametrisation"]) == (
+        "adam", 0.3, "network_input")
+    panel.chooser.preset.value = "tutorial"
+    assert panel.optimizer.value == "lbfgs"
+
+
 def test_before_the_first_run_the_bar_shows_the_budget(panel):
     assert (panel.progress.value, panel.progress.max, panel.progress.description) == (0, 8, "0 / 8")
     panel.steps.value = 12

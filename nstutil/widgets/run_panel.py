@@ -114,7 +114,7 @@ class RunPanel(widgets.VBox):
     """
 
     def __init__(self, chooser: Optional[LayerChooser] = None, *, content=None, style=None,
-                 size: Optional[int] = None, steps: Optional[int] = None, optimizer: str = "lbfgs",
+                 size: Optional[int] = None, steps: Optional[int] = None, optimizer: Optional[str] = None,
                  weights: Optional[str] = None, model=None, min_redraw_s: float = 0.25,
                  output: Union[str, os.PathLike] = "outputs/playground.png",
                  upload_dir: Union[str, os.PathLike] = "uploads", second_style=None, device=None,
@@ -190,10 +190,17 @@ class RunPanel(widgets.VBox):
                                             description="Evaluations", style=small,
                                             layout=widgets.Layout(width="190px"))
         self.steps.add_class("nst-steps")
+        if optimizer is None:  # the preset's own (Adam for d2l); it follows the chooser's preset (_connect)
+            optimizer = self._preset_optimizer(self.chooser.preset.value)
         if optimizer not in OPTIMIZER_CHOICES:
             raise NSTError(f"optimizer {optimizer!r} is not known: use one of {', '.join(OPTIMIZER_CHOICES)}")
         self.optimizer = widgets.Dropdown(options=OPTIMIZER_CHOICES, value=optimizer, description="Optimizer",
                                           style=small, layout=widgets.Layout(width="190px"))
+
+    def _preset_optimizer(self, name: str) -> str:
+        """The optimiser preset ``name`` of the chooser runs with (d2l's is Adam)."""
+        preset = self.chooser._presets.get(name)
+        return getattr(preset, "optimizer", "lbfgs")
 
     def _build_run_controls(self, output) -> None:
         small = {"description_width": "80px"}
@@ -225,6 +232,8 @@ class RunPanel(widgets.VBox):
         self.save_button.on_click(lambda _: self.save())
         for w in (self.size, self.steps, self.optimizer):
             w.observe(lambda _: self._update_call(), names="value")
+        self.chooser.preset.observe(
+            lambda change: setattr(self.optimizer, "value", self._preset_optimizer(change["new"])), names="value")
         for picker in (self.content, self.style):
             picker.dropdown.observe(lambda _: self._update_call(), names="value")
         self.controls.on_change(self._update_call)
