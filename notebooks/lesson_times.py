@@ -33,6 +33,7 @@ TIMES: Dict[str, Tuple[Optional[float], float]] = {
     "07_layers_keep": (211.8, 507),
     "08_control": (589.7, 1310),
     "10_feed_forward": (None, 391),  # measured under load, one thread only (LESSON_TIMES.md)
+    "11_any_style": (None, 1112),  # likewise
     "12_playground": (15.8, 37),
 }
 
