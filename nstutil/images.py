@@ -200,6 +200,9 @@ def check_writable(path: Union[str, os.PathLike], *, protect: Iterable[Union[str
     return check_output(path, protect=protect, force=force)
 
 
+MAX_FIGURE_WIDTH = 10.0  # inches: what a notebook shows at full size on a laptop (see show_images)
+
+
 def show_images(images: Sequence[ImageLike], titles: Optional[Sequence[str]] = None, *,
                 ncols: Optional[int] = None, figsize: Optional[Tuple[float, float]] = None,
                 suptitle: Optional[str] = None):
@@ -214,7 +217,10 @@ def show_images(images: Sequence[ImageLike], titles: Optional[Sequence[str]] = N
     n = len(pictures)
     ncols = ncols or min(n, 4)
     nrows = (n + ncols - 1) // ncols
-    figsize = figsize or (3.2 * ncols, 3.2 * nrows + (0.4 if suptitle else 0.0))
+    # At most 10 inches wide: JupyterLab shows a wider figure shrunk to the notebook's width (about 9.5 in at 100 dpi
+    # in a 1366-px window with the file browser open), and its 10-pt titles with it.
+    panel = min(3.2, MAX_FIGURE_WIDTH / ncols)
+    figsize = figsize or (panel * ncols, panel * nrows + (0.4 if suptitle else 0.0))
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")

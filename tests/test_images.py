@@ -329,5 +329,10 @@ def test_to_pil_and_show_images():
     plt.close(fig)
     with pytest.raises(NSTError):
         nstutil.show_images([image], ["a", "b"])
+    # Four or five a row stay 10 inches wide (a notebook would shrink a wider figure, titles too); two keep 3.2 in each.
+    for n, width in [(2, 6.4), (4, 10.0), (5, 10.0)]:
+        fig = nstutil.show_images([image] * n, ncols=n)
+        assert fig.get_size_inches()[0] == pytest.approx(width)
+        plt.close(fig)
     with pytest.raises(NSTError):
         nstutil.to_pil(torch.zeros(2, 3, 4, 4))
