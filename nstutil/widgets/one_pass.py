@@ -26,7 +26,7 @@ from ..colour import grey, luminance
 from ..errors import NSTError
 from ..feed_forward import stylize
 from ..images import load_image
-from ..network_file import NetworkFile, load_network
+from ..network_file import STYLE_NETWORK_KIND as STYLE_NETWORK, NetworkFile, load_network
 from ..objective import LossRecord
 from ..transfer import build_objective
 from ..transformer_net import TransformerNet
@@ -36,7 +36,6 @@ from ._common import bundled_images, fmt, one_line, show_message
 __all__ = ["OPTIMISE", "ONE_PASS", "OnePassBox", "OnePassResult", "as_network_file", "network_style", "one_pass"]
 
 OPTIMISE, ONE_PASS = "optimise", "one pass"
-STYLE_NETWORK = "transformer"  # nstutil.network_file's kind of a lesson-10 network
 KIND_NAMES = {STYLE_NETWORK: "style network (lesson 10)", DECODER_KIND: "AdaIN decoder (lesson 11)"}
 # The keyword arguments of a run that say how to optimise, not what the objective is.
 _RUN_ONLY = ("init", "steps", "optimizer", "seed", "scales")
