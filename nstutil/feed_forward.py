@@ -1,8 +1,8 @@
 """Feed-forward style transfer (Johnson, Alahi & Fei-Fei 2016): train a network for one style, then style any
 photo in one pass.
 
-Introduced in lesson 10 (A network that styles in one pass). Image optimisation (lessons 5-8 and the playground) runs VGG19 forward
-and backward hundreds of times per picture. Johnson et al. train an image transformation network
+Introduced in lesson 10 (A network that styles in one pass). Image optimisation (lessons 5-8 and the playground)
+runs VGG19 forward and backward hundreds of times per picture. Johnson et al. train an image transformation network
 (:class:`nstutil.transformer_net.TransformerNet`) once, on many photos, to minimise the same perceptual loss
 (:class:`nstutil.PerceptualLoss`: the course's content and style terms, presets and conventions); styling is then
 one pass of that network. :func:`train_network` does the training with :func:`nstutil.training.train` on

@@ -28,7 +28,8 @@ from .errors import NSTError
 from .images import write_atomically
 from .transformer_net import TransformerNet
 
-__all__ = ["NETWORK_FORMAT", "STYLE_NETWORK_KIND", "NETWORK_KINDS", "NetworkFile", "register_network", "save_network", "load_network"]
+__all__ = ["NETWORK_FORMAT", "STYLE_NETWORK_KIND", "NETWORK_KINDS", "NetworkFile", "register_network", "save_network",
+           "load_network"]
 
 NETWORK_FORMAT = "nstutil-network"
 STYLE_NETWORK_KIND = "transformer"  # a lesson-10 style network (nstutil.adain registers its decoder's kind)
