@@ -69,7 +69,8 @@ class LossPlot:
         self.placeholder.set_text("" if drawn else empty_text)
         if shown_reference and not drawn:  # no curve to compare with yet: the level alone, around its value
             ax.set_yscale("log")
-            ax.set_ylim(reference / 10, reference * 10)
+            # The level a third of the way up, below the placeholder text in the middle (not struck through).
+            ax.set_ylim(reference / 10, reference * 100)
             ax.set_xlim(0, 1)
         elif drawn:
             ax.set_yscale("log")
