@@ -112,10 +112,14 @@ def load_network(path: Union[str, os.PathLike], *, device: DeviceLike = None) ->
     kind = state.get("kind")
     if kind not in NETWORK_KINDS:
         raise NSTError(f"{label} holds a {kind!r} network, which this nstutil does not know: update nstutil")
+    config = dict(state.get("config") or {})
+    if kind == STYLE_NETWORK_KIND:
+        # Style networks saved before the tanh output layer existed have no "output": theirs was linear.
+        config.setdefault("output", "linear")
     try:
-        model = NETWORK_KINDS[kind](**state["config"])
+        model = NETWORK_KINDS[kind](**config)
         model.load_state_dict(state["state_dict"])
     except (TypeError, KeyError, RuntimeError) as exc:
         reason = str(exc).strip().splitlines()[0][:100]
         raise NSTError(f"{label} is damaged or from another version ({reason}): train it again") from None
-    return NetworkFile(model.to(target).eval(), kind, dict(state["config"]), dict(state.get("meta") or {}), path)
+    return NetworkFile(model.to(target).eval(), kind, config, dict(state.get("meta") or {}), path)

@@ -14,9 +14,12 @@ Introduced in lesson 10 (A network that styles in one pass). The layout is the p
   by the stride covers some output pixels twice as often as their neighbours, which leaves a checkerboard;
 - reflection padding everywhere (zero padding darkens the borders), as pytorch/examples' ``fast_neural_style``.
 
-The output is not squashed by a tanh (the paper scales a tanh to the pixel range); it is the image itself, and
-:func:`nstutil.feed_forward.stylize` clamps it to [0, 1]. ``norm="batch"`` and ``upsample="transposed"`` exist so
-that lesson 10 can show what the two choices above avoid. Any input size of at least :data:`MIN_SIDE` pixels works:
+The last layer is the paper's scaled tanh, here onto [0, 1]: ``(1 + tanh(y)) / 2``. It keeps every pixel the network
+can make a pixel a picture can show. Without it (``output="linear"``, the layout of pytorch/examples) the network
+learns colours far outside [0, 1] that lower the training loss but are clamped away when the picture is shown: on
+held-out photos (the light widths, 128 px, random VGG19 weights, 150 steps) the clamped pictures' mean loss was 0.66
+against 0.20 for the values the network was trained on; with the tanh the two are the same, and 0.07. ``norm="batch"`` and
+``upsample="transposed"`` exist so that lesson 10 can show what the two choices above avoid. Any input size of at least :data:`MIN_SIDE` pixels works:
 the network pads the input (by reflection) to a multiple of 4 and crops the output back.
 """
 
@@ -32,10 +35,11 @@ from .errors import NSTError
 from .fast import convolve_to_few_channels, upsample_convolve
 
 __all__ = ["TransformerNet", "ResidualBlock", "ConvLayer", "UpsampleConv", "OutputLayer", "NORMS", "UPSAMPLES",
-           "WIDTHS", "MIN_SIDE"]
+           "WIDTHS", "OUTPUTS", "MIN_SIDE"]
 
 NORMS = ("instance", "batch", "none")
 UPSAMPLES = ("nearest", "transposed")
+OUTPUTS = ("tanh", "linear")
 # The widths of the three levels by name: the paper's, and half of them ("light": a quarter of the multiplications,
 # for styling large photos on a laptop's CPU; benchmarks/README.md measures what it costs in loss).
 WIDTHS = {"johnson": (32, 64, 128), "light": (16, 32, 64)}
@@ -115,16 +119,20 @@ class TransformerNet(nn.Module):
 
     ``channels`` are the widths of the three levels (32, 64, 128 in the paper) or a name in :data:`WIDTHS`
     (``"johnson"``, ``"light"``), ``blocks`` the number of residual blocks (5), ``norm`` one of ``"instance"``
-    (default), ``"batch"``, ``"none"`` and ``upsample`` one of ``"nearest"`` (default) or ``"transposed"``. :attr:`config` holds these, so a network file can rebuild it.
+    (default), ``"batch"``, ``"none"``, ``upsample`` one of ``"nearest"`` (default) or ``"transposed"`` and
+    ``output`` ``"tanh"`` (default: pixels in [0, 1]) or ``"linear"`` (unbounded). :attr:`config` holds these, so a
+    network file can rebuild it.
     """
 
     def __init__(self, channels: Union[str, Tuple[int, int, int]] = WIDTHS["johnson"], blocks: int = 5,
-                 norm: str = "instance", upsample: str = "nearest") -> None:
+                 norm: str = "instance", upsample: str = "nearest", output: str = "tanh") -> None:
         super().__init__()
         if norm not in NORMS:
             raise NSTError(f"norm {norm!r} is not known: use one of {', '.join(NORMS)}")
         if upsample not in UPSAMPLES:
             raise NSTError(f"upsample {upsample!r} is not known: use one of {', '.join(UPSAMPLES)}")
+        if output not in OUTPUTS:
+            raise NSTError(f"output {output!r} is not known: use one of {', '.join(OUTPUTS)}")
         if isinstance(channels, str):
             if channels not in WIDTHS:
                 raise NSTError(f"network {channels!r} is not known: use one of {', '.join(WIDTHS)}")
@@ -136,7 +144,7 @@ class TransformerNet(nn.Module):
             raise NSTError(f"blocks {blocks!r}: give the number of residual blocks (0 or more; 5 in the paper)")
         c1, c2, c3 = channels
         self.config: Dict[str, object] = {"channels": list(channels), "blocks": int(blocks), "norm": norm,
-                                          "upsample": upsample}
+                                          "upsample": upsample, "output": output}
         self.down = nn.Sequential(
             ConvLayer(3, c1, 9), _norm(norm, c1), _relu(),
             ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2), _relu(),
@@ -161,5 +169,5 @@ class TransformerNet(nn.Module):
         pad_h, pad_w = -height % _MULTIPLE, -width % _MULTIPLE
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        y = self.up(self.residuals(self.down(x)))
-        return y[..., :height, :width]
+        y = self.up(self.residuals(self.down(x)))[..., :height, :width]
+        return (1 + torch.tanh(y)) / 2 if self.config["output"] == "tanh" else y

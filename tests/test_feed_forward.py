@@ -119,3 +119,16 @@ def test_bad_training_input_is_one_line(vgg, tmp_path):
 def test_saving_an_unknown_kind_of_network_is_refused(tmp_path):
     with pytest.raises(NSTError, match="register"):
         save_network(tmp_path / "x.pth", torch.nn.Linear(2, 2))
+
+
+def test_a_file_from_before_the_tanh_output_loads_as_the_linear_network_it_was(tmp_path):
+    torch.manual_seed(0)
+    linear = TransformerNet(**SMALL, output="linear")
+    path = save_network(tmp_path / "old.net.pth", linear)
+    state = torch.load(path, weights_only=True)
+    del state["config"]["output"]  # as nstutil wrote style networks before the output layer had a choice
+    torch.save(state, path)
+    loaded = load_network(path)
+    assert loaded.config["output"] == "linear"
+    photo = torch.rand(1, 3, 16, 16)
+    assert torch.equal(loaded.model(photo), linear.eval()(photo))

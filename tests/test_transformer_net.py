@@ -30,7 +30,23 @@ def test_the_paper_layout_is_the_default():
     assert len(net.residuals) == 5
     assert convs[-1].kernel_size == (9, 9) and convs[-1].out_channels == 3
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.ConvTranspose2d)) for m in net.modules())
-    assert net.config == {"channels": [32, 64, 128], "blocks": 5, "norm": "instance", "upsample": "nearest"}
+    assert net.config == {"channels": [32, 64, 128], "blocks": 5, "norm": "instance", "upsample": "nearest",
+                          "output": "tanh"}
+
+
+def test_the_tanh_output_is_a_picture_the_linear_one_is_not():
+    # Large weights in the last layer push the linear output far outside [0, 1]; the paper's tanh keeps it inside
+    # and is exactly (1 + tanh(linear)) / 2 of the same network.
+    photos = torch.rand(2, 3, 16, 16)
+    linear, squashed = _small(output="linear"), _small(output="tanh")
+    squashed.load_state_dict(linear.state_dict())
+    with torch.no_grad():
+        linear.up[-1][1].weight.mul_(50)
+        squashed.up[-1][1].weight.mul_(50)
+        raw, out = linear(photos), squashed(photos)
+    assert raw.min() < -1 and raw.max() > 2
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.allclose(out, (1 + torch.tanh(raw)) / 2, atol=1e-6)
 
 
 def test_too_small_an_input_is_one_line():
@@ -40,7 +56,8 @@ def test_too_small_an_input_is_one_line():
         _small()(torch.rand(3, 16, 16))
 
 
-@pytest.mark.parametrize("option", [{"norm": "layer"}, {"upsample": "bilinear"}, {"channels": (4, 8)}])
+@pytest.mark.parametrize("option", [{"norm": "layer"}, {"upsample": "bilinear"}, {"channels": (4, 8)},
+                                    {"output": "sigmoid"}])
 def test_unknown_options_are_refused(option):
     with pytest.raises(NSTError):
         TransformerNet(**option)
