@@ -55,7 +55,7 @@ def floor_ms(size, layers_name, repeats):
     model = nstutil.load_vgg19("random:0")
     x = model.normalize(torch.rand(1, 3, size, size)).contiguous(memory_format=torch.channels_last)
     parts = {"convolutions": 0.0, "input gradients": 0.0, "Gram products": 0.0, "Gram backward products": 0.0}
-    with torch.no_grad(), model.channels_last_weights(content_layers + style_layers):
+    with torch.no_grad(), fast.channels_last_weights(model, content_layers + style_layers):
         for index, module in enumerate(model.features[:deepest + 1]):
             if isinstance(module, torch.nn.Conv2d):
                 w, b = module.weight, module.bias

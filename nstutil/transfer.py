@@ -19,6 +19,7 @@ import torch
 from .colour import grey, luminance
 from .device import resolve_device
 from .errors import NSTError
+from .fast import channels_last_weights
 from .images import ImageLike, Size, resize_image, save_image, scaled_shape
 from .inputs import (PreparedRun, check_size, is_init_path, network_images, plan_scales, prepare, presenter,
                      start_image, whole_number)
@@ -184,7 +185,7 @@ def style_transfer(
                          lr=minimiser.lr, seed=seed)
 
     with minimiser, \
-            net.channels_last_weights([*recipe.content_layers, *recipe.style_layers]):
+            channels_last_weights(net, [*recipe.content_layers, *recipe.style_layers]):
         for k, (scale, count) in enumerate(zip(sizes, counts)):
             at_scale = inputs.at_scale(scale)
             content_net, styles_net = network_images(at_scale, preserve_colors)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -367,23 +366,6 @@ class VGGFeatures(nn.Module):
             image = image.flip(1)  # RGB -> BGR
         return (image - self.mean) / self.std
 
-    @contextmanager
-    def channels_last_weights(self, layers: Sequence[str]) -> Iterator[None]:
-        """Within the block, the weights of the convolutions up to the deepest of ``layers`` are stored
-        channels-last, like the activations of a ``channels_last`` pass: otherwise every convolution converts its
-        weight on every call (7 ms per evaluation for Gatys's layers on a 2-core CPU, a twentieth of it at 128 px).
-        The values do not change, and the usual layout is back afterwards. :func:`~nstutil.style_transfer` runs
-        in one (lesson 5)."""
-        deepest = max((resolve_layer(name).index for name in layers), default=-1)
-        convolutions = [m for m in self.features[:deepest + 1] if isinstance(m, nn.Conv2d)]
-        try:
-            for conv in convolutions:
-                conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
-            yield
-        finally:
-            for conv in convolutions:
-                conv.weight.data = conv.weight.data.contiguous()
-
     def forward(self, image: torch.Tensor, layers: Sequence[str], *,
                 channels_last: bool = False) -> Dict[str, torch.Tensor]:
         """The activations named in ``layers``; ``channels_last`` runs the network in the NHWC memory layout (faster
@@ -414,7 +396,7 @@ class VGGFeatures(nn.Module):
             x = module(x, inplace=index - 1 not in wanted) if isinstance(module, _ReLU) else module(x)
             for name in wanted.get(index, ()):
                 # Convolutions answer in their weight's layout, which is channels-last while a run is going on
-                # (channels_last_weights): a plain pass still hands out the usual layout.
+                # (nstutil.fast.channels_last_weights): a plain pass still hands out the usual layout.
                 sent = yield name, (x if channels_last else x.contiguous())
                 if sent is not None:
                     x = sent

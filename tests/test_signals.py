@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 import nstutil
+import nstutil.transfer as transfer_module
 from nstutil import cli
 from nstutil.interrupts import StopSignals
-from nstutil.vgg import VGGFeatures
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def test_second_ctrl_c_while_restoring_the_weights_keeps_the_result(tmp_path, ca
     """The first Ctrl-C stops the optimisation; the second lands while the network's weights are restored (the
     end of channels_last_weights). The best image is still written and the run says it was interrupted."""
     monkeypatch.setenv("NSTUTIL_WEIGHTS", "random")
-    real_transfer, real_layout = cli.style_transfer, VGGFeatures.channels_last_weights
+    real_transfer, real_layout = cli.style_transfer, transfer_module.channels_last_weights
     sent = []
 
     def transfer(*args, callback, **kwargs):
@@ -72,8 +72,8 @@ def test_second_ctrl_c_while_restoring_the_weights_keeps_the_result(tmp_path, ca
         return real_transfer(*args, callback=interrupt_at_third, **kwargs)
 
     @contextmanager
-    def layout(self, layers):
-        with real_layout(self, layers):
+    def layout(model, layers):
+        with real_layout(model, layers):
             try:
                 yield
             finally:
@@ -83,7 +83,7 @@ def test_second_ctrl_c_while_restoring_the_weights_keeps_the_result(tmp_path, ca
                     time.sleep(1)
 
     monkeypatch.setattr(cli, "style_transfer", transfer)
-    monkeypatch.setattr(VGGFeatures, "channels_last_weights", layout)
+    monkeypatch.setattr(transfer_module, "channels_last_weights", layout)
     assert cli.main(_argv(tmp_path)) == 130
     assert len(sent) == 2
     err = capsys.readouterr().err

@@ -15,6 +15,7 @@ from torch import nn
 
 import nstutil
 import nstutil.vgg as vgg_module
+from nstutil.fast import channels_last_weights
 from nstutil import LAYERS, NSTError, WeightsWarning, layer_names, load_vgg19, min_image_side, resolve_layer
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -483,7 +484,7 @@ def test_channels_last_weights_only_inside_the_block_and_same_values(vgg, make_i
     convolutions = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
     weights = [c.weight.clone() for c in convolutions]
     with pytest.raises(KeyboardInterrupt):
-        with vgg.channels_last_weights(["relu3_1", "conv_2"]):
+        with channels_last_weights(vgg, ["relu3_1", "conv_2"]):
             # Up to conv3_1 (the deepest asked for) channels-last; the rest untouched.
             assert [c.weight.is_contiguous() for c in convolutions[:6]] == [False] * 5 + [True]
             inside = vgg(image, ["relu3_1"], channels_last=True)["relu3_1"]
