@@ -88,7 +88,8 @@ class AdaINLoss:
             statistics = [channel_statistics(f) for f in style_features[:-1]]
             return adain(content, style_features[-1]), statistics
 
-    def __call__(self, decoder: nn.Module, contents: torch.Tensor, styles: torch.Tensor) -> AdaINLossValue:
+    def __call__(self, decoder: Callable[[torch.Tensor], torch.Tensor], contents: torch.Tensor,
+                 styles: torch.Tensor) -> AdaINLossValue:
         for batch, what in ((contents, "contents"), (styles, "styles")):
             if not isinstance(batch, torch.Tensor) or batch.dim() != 4 or batch.shape[1] != 3:
                 shape = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
@@ -131,15 +132,17 @@ def _image_set(folder: Union[None, str, os.PathLike, PhotoSet], bundled: Sequenc
 
 
 def held_out_pairs_loss(decoder: nn.Module, loss: AdaINLoss, contents: torch.Tensor, styles: torch.Tensor) -> float:
-    """The mean loss of the decoder on every (photo, style) pair of ``contents`` × ``styles`` (at most
-    :data:`HELD_OUT_PAIRS`), one pair at a time, in eval mode and without gradients."""
+    """The mean loss of the decoder's pictures, clamped to [0, 1] as :func:`~nstutil.adain.stylize_arbitrary` shows
+    them, on every (photo, style) pair of ``contents`` × ``styles`` (at most :data:`HELD_OUT_PAIRS`), one pair at a
+    time, in eval mode and without gradients."""
     was_training = decoder.training
     decoder.eval()
     totals = []
     with torch.no_grad():
         pairs = [(i, j) for i in range(contents.shape[0]) for j in range(styles.shape[0])][:HELD_OUT_PAIRS]
         for i, j in pairs:
-            totals.append(loss(decoder, contents[i:i + 1], styles[j:j + 1]).total.item())
+            totals.append(loss(lambda target: decoder(target).clamp(0.0, 1.0), contents[i:i + 1],
+                               styles[j:j + 1]).total.item())
     decoder.train(was_training)
     return sum(totals) / len(totals)
 
