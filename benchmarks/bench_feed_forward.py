@@ -240,9 +240,12 @@ def main(argv=None) -> int:
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot([t / 60 for t, _, _ in curve], [v for _, _, v in curve], "o-", markersize=3, label="network")
-        for n in levels:
-            ax.axhline(level[n], linestyle="--", linewidth=0.8, color="grey")
-            ax.annotate(f"L-BFGS {n}", (0, level[n]), fontsize=7, va="bottom")
+        # One line style per level, named in the legend: the 50- and 100-evaluation levels lie too close together
+        # for labels on the lines.
+        for n, style in zip(levels, ["--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))] * len(levels)):
+            ax.axhline(level[n], linestyle=style, linewidth=0.9, color="grey",
+                       label=f"L-BFGS, {n} evaluations ({level[n]:.3g})")
+        ax.legend(fontsize=7, loc="upper right")
         ax.set_yscale("log")
         ax.set_xlabel("training time (min)")
         ax.set_ylabel("mean held-out loss")
