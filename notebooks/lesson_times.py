@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-MACHINE = "an idle 2-core AVX2 machine (AMD EPYC, 2026-11-24)"
+MACHINE = "an idle 2-core AVX2 machine (AMD EPYC, 2026-11-24; lessons 10 and 11: with AVX-512, 2026-12-03)"
 
 # lesson: (Run All on MACHINE, seconds, or None where not measured; one core's CPU time, seconds)
 TIMES: Dict[str, Tuple[Optional[float], float]] = {
@@ -32,8 +32,9 @@ TIMES: Dict[str, Tuple[Optional[float], float]] = {
     "06_feature_maps": (8.1, 12),
     "07_layers_keep": (211.8, 507),
     "08_control": (589.7, 1310),
-    "10_feed_forward": (None, 391),  # measured under load, one thread only (LESSON_TIMES.md)
-    "11_any_style": (None, 1112),  # likewise
+    # Lessons 10 and 11 on the AVX-512 machine of 2026-12-03: one core under load, Run All idle (LESSON_TIMES.md).
+    "10_feed_forward": (221.8, 391),
+    "11_any_style": (659.5, 1112),
     "12_playground": (15.8, 37),
 }
 
